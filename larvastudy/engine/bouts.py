@@ -1,0 +1,43 @@
+"""Discrete bout-length distributions of larvaworld's ``BoutGenerator`` (spec §3.6).
+
+A continuous pdf is evaluated on the grid ``x = k·Δ`` for ``k = int(xmin/Δ) … int(xmax/Δ)`` and
+normalised into a pmf over ``k``: stride chains use Δ = 1 stride, pauses Δ = dt (k counts ticks).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from larvastudy.errors import SpecError
+
+
+def _pdf(dist: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
+    name = dist.get("name")
+    xmin = float(dist["range"][0])
+    if name == "lognormal":
+        mu, sigma = float(dist["mu"]), float(dist["sigma"])
+        return np.exp(-((np.log(x) - mu) ** 2) / (2 * sigma**2)) / (x * sigma * np.sqrt(2 * np.pi))
+    if name == "exponential":
+        beta = float(dist["beta"])
+        return beta * np.exp(-beta * (x - xmin))
+    raise SpecError(f"bout distribution {name!r} is not supported; use lognormal or exponential")
+
+
+def discrete_pmf(dist: Mapping[str, Any], step: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(k, p)``: the support in units of ``step`` and its probabilities."""
+    lo, hi = (float(v) for v in dist["range"])
+    if not 0 < lo <= hi:
+        raise SpecError(f"bout range {dist['range']!r} must satisfy 0 < min <= max")
+    k = np.arange(max(int(lo / step), 1), int(hi / step) + 1)
+    p = _pdf(dist, k * step)
+    if k.size == 0 or not np.isfinite(p).all() or p.sum() <= 0:
+        raise SpecError(f"bout distribution {dict(dist)!r} has no probability mass on its range")
+    return k, p / p.sum()
+
+
+def mean_of(dist: Mapping[str, Any], step: float) -> float:
+    """Mean of the discrete distribution, in the units of the continuous one."""
+    k, p = discrete_pmf(dist, step)
+    return float((k * p).sum() * step)

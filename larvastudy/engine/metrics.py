@@ -1,0 +1,108 @@
+"""Per-larva metrics of larvaworld's enrichment (spec §8), accumulated step by step.
+
+Every metric is a value per larva; a simulation's metric is its mean (or std) over larvae.
+``PI`` per larva is its side at the end (+1 CS side, -1 UCS side, 0 in the neutral band), so its
+mean is larvaworld's PI (not rounded to 3 decimals here). Lengths are in mm, speeds in mm/s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from larvastudy.errors import SpecError
+
+BASE_METRICS = ("v_mu", "sv_mu", "cum_dst", "exec_fraction", "dsp_0_40", "dsp_0_60")
+FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio")
+PI_METRICS = ("PI", "PI2")
+#: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
+#: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
+METRIC_ALIASES = {"ingested_food_volume": "amount_eaten"}
+DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
+
+
+def available_metrics(source_names: list[str] | Mapping[str, Any]) -> list[str]:
+    """Every metric the engine can compute in an arena with these named sources."""
+    names = list(BASE_METRICS) + list(FOOD_METRICS)
+    if "CS" in source_names and "UCS" in source_names:
+        names += list(PI_METRICS)
+    for src in source_names:
+        names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
+    return names
+
+
+def canonical(name: str) -> str:
+    """A metric's canonical name (aliases resolved)."""
+    return METRIC_ALIASES.get(name, name)
+
+
+def resolve_metrics(tree: Mapping[str, Any], sources: Mapping[str, Any]) -> tuple[str, ...]:
+    """The experiment's metric list, checked and with aliases resolved."""
+    allowed = available_metrics(sources)
+    wanted = [canonical(m) for m in tree.get("metrics", BASE_METRICS)]
+    for name in wanted:
+        if name not in allowed:
+            raise SpecError(f"metric {name!r} is not available for experiment "
+                            f"{tree.get('experiment', '?')!r}; available: {', '.join(allowed)}")
+    return tuple(dict.fromkeys(wanted))
+
+
+class Recorder:
+    """Accumulates what the requested metrics need, for every larva of a batch."""
+
+    def __init__(self, metrics: tuple[str, ...], start: np.ndarray, length: np.ndarray,
+                 landmarks: dict[str, np.ndarray], arena_width: np.ndarray, nsteps: int, dt: float):
+        self.metrics, self.start, self.length = metrics, start.copy(), length
+        self.nsteps, self.dt, self.arena_width = nsteps, dt, arena_width
+        n = start.shape[0]
+        self.speed_sum = np.zeros(n)       # Σ |v| over steps 2..N
+        self.first_speed = np.zeros(n)
+        self.crawl_steps = np.zeros(n)
+        self.dispersal = {m: np.full(n, np.nan) for m in DISPERSAL_TIMES if m in metrics}
+        self.dispersal_step = {round(t / dt) - 1: m for m, t in DISPERSAL_TIMES.items() if m in self.dispersal}
+        self.tracked = {src: landmarks[src] for src in landmarks
+                        if f"mean_dst_to_{src}" in metrics or f"final_dst_to_{src}" in metrics}
+        self.dst_sum = {src: np.zeros(n) for src in self.tracked}
+        self.pi2 = "PI2" in metrics
+        if self.pi2:
+            self.cs, self.ucs = landmarks["CS"], landmarks["UCS"]
+            self.pi2_sum = np.zeros(n)
+
+    def record(self, t: int, pos: np.ndarray, speed: np.ndarray, crawling: np.ndarray) -> None:
+        """Record the state after step ``t`` (0-based): positions, |velocity| and crawler activity."""
+        if t == 0:
+            self.first_speed += speed
+        else:
+            self.speed_sum += speed
+        self.crawl_steps += crawling
+        if self.pi2:
+            self.pi2_sum += np.abs(pos - self.ucs) - np.abs(pos - self.cs)
+        for src, where in self.tracked.items():
+            self.dst_sum[src] += np.abs(pos - where)
+        name = self.dispersal_step.get(t)
+        if name is not None:
+            self.dispersal[name] = np.abs(pos - self.start) * 1000.0
+
+    def per_larva(self, pos: np.ndarray, amount_eaten: np.ndarray, food_steps: np.ndarray) -> dict[str, np.ndarray]:
+        """Every requested metric per larva, after the last step."""
+        n, dt = self.nsteps, self.dt
+        v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
+        out: dict[str, np.ndarray] = {
+            "v_mu": v_mu,
+            "sv_mu": v_mu / (self.length * 1000.0),
+            "cum_dst": (self.speed_sum + self.first_speed) * dt * 1000.0,
+            "exec_fraction": self.crawl_steps / n,
+            "amount_eaten": amount_eaten,
+            "on_food_dur_ratio": food_steps / n,
+            **self.dispersal,
+        }
+        if "PI" in self.metrics:
+            band = 0.1 * self.arena_width
+            out["PI"] = (pos.real <= -band).astype(float) - (pos.real >= band)
+        if self.pi2:
+            out["PI2"] = self.pi2_sum / n / abs(self.ucs - self.cs)
+        for src, where in self.tracked.items():
+            out[f"mean_dst_to_{src}"] = self.dst_sum[src] / n * 1000.0
+            out[f"final_dst_to_{src}"] = np.abs(pos - where) * 1000.0
+        return {name: out[name] for name in self.metrics}

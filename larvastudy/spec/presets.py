@@ -1,0 +1,254 @@
+"""Model presets and experiments as declarative config trees (larvaworld 2.5.1, spec §6-§7).
+
+Every number here is addressable by a dotted path (see :mod:`larvastudy.spec.paths`), e.g.
+``larva_groups.navigator_x2.model.brain.olfactor.gain_dict.CS`` or
+``env_params.odorscape.odor_layers[0].intensity``. The engine reads nothing else.
+
+Layout deviation from larvaworld: an odor belongs to an *odor layer* (id, intensity, spread and the
+names of the sources that emit it) instead of to each source. Every preset gives all sources of one
+id the same odor, so nothing changes behaviourally, and the seed page's
+``env_params.odorscape.odor_layers[0].intensity`` becomes a real path.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from larvastudy.engine.metrics import BASE_METRICS
+from larvastudy.errors import SpecError
+
+Tree = dict[str, Any]
+
+_BODY: Tree = {"length": 0.005, "Nsegs": 2, "radius": 0.003}
+
+_PHYSICS: Tree = {
+    "ang_mode": "torque",
+    "torque_coef": 0.5,
+    "ang_damping": 1.0,
+    "body_spring_k": 1.0,
+    "bend_correction_coef": 1.0,
+    "lin_vel_coef": 1.0,
+    "ang_vel_coef": 1.0,
+}
+
+_CRAWLER: Tree = {
+    "mode": "realistic",
+    "freq": 1.42,
+    "stride_dst_mean": 0.23,
+    "stride_dst_std": 0.04,
+    "max_scaled_vel": 0.51,
+    "max_vel_phase": 3.49,
+}
+
+_TURNER: Tree = {
+    "mode": "neural",
+    "base_activation": 20.0,
+    "activation_range": [10.0, 40.0],
+    "tau": 0.1,
+    "w_ee": 3.0,
+    "w_ce": 0.1,
+    "w_ec": 4.0,
+    "w_cc": 4.0,
+    "m": 100.0,
+    "n": 2.0,
+}
+
+_INTERFERENCE: Tree = {
+    "mode": "phasic",
+    "attenuation": 0.1,
+    "attenuation_max": 0.6,
+    "max_attenuation_phase": 3.4,
+    "suppression_mode": "amplitude",
+}
+
+#: Default bout distributions (larvaworld ``default_bout_distros``, spec §3.6).
+_STRIDECHAIN_DIST: Tree = {"name": "lognormal", "mu": 1.39115, "sigma": 1.14667, "range": [1.0, 142.0]}
+_PAUSE_DIST: Tree = {"name": "exponential", "beta": 1.01503, "range": [0.12, 15.94]}
+
+
+def _intermitter(eeb: float, feed_bouts: bool) -> Tree:
+    return {
+        "mode": "default",
+        "run_mode": "stridechain",
+        "EEB": eeb,
+        # Declared by larvaworld but never read by its model (spec §3.6); kept so the food_grid
+        # registry axis resolves, and equally inert here.
+        "EEB_decay": 1.0,
+        "feed_bouts": feed_bouts,
+        "stridechain_dist": copy.deepcopy(_STRIDECHAIN_DIST),
+        "pause_dist": copy.deepcopy(_PAUSE_DIST),
+    }
+
+
+def _olfactor(gains: dict[str, float]) -> Tree:
+    return {"gain_dict": dict(gains), "decay_coef": 0.1, "perception": "log"}
+
+
+_FEEDER: Tree = {"freq": 2.0, "V_bite": 0.001}
+
+
+def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float) -> Tree:
+    brain: Tree = {
+        "crawler": copy.deepcopy(_CRAWLER),
+        "turner": copy.deepcopy(_TURNER),
+        "interference": copy.deepcopy(_INTERFERENCE),
+        "intermitter": _intermitter(eeb, feed_bouts=feeder),
+    }
+    if olfactor is not None:
+        brain["olfactor"] = _olfactor(olfactor)
+    if feeder:
+        brain["feeder"] = copy.deepcopy(_FEEDER)
+    return {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
+
+
+MODELS: dict[str, Tree] = {
+    "explorer": _model(None, feeder=False, eeb=0.0),
+    "navigator": _model({"Odor": 150.0}, feeder=False, eeb=0.0),
+    "navigator_x2": _model({"CS": 150.0, "UCS": 0.0}, feeder=False, eeb=0.0),
+    "feeder": _model(None, feeder=True, eeb=0.5),
+    "forager": _model({"Odor": 150.0}, feeder=True, eeb=0.5),
+    "forager_x2": _model({"CS": 150.0, "UCS": 0.0}, feeder=True, eeb=0.5),
+    "max_forager": _model({"Odor": 150.0}, feeder=True, eeb=0.9),
+    "max_feeder": _model(None, feeder=True, eeb=0.9),
+}
+
+#: larvaworld presets whose modules this engine does not implement, with what they need.
+UNSUPPORTED_MODELS: dict[str, str] = {
+    "forager_RL": "reinforcement-learning olfactory memory",
+    "RLnavigator": "reinforcement-learning olfactory memory",
+    "Levy": "constant crawler, sinusoidal turner and exec-mode intermitter",
+}
+
+
+def _group(model: str, n: int, loc: tuple[float, float], scale: tuple[float, float],
+           orientation: tuple[float, float]) -> Tree:
+    return {
+        "model": model,
+        "distribution": {
+            "N": n,
+            "mode": "uniform",
+            "shape": "circle",
+            "loc": list(loc),
+            "scale": list(scale),
+            "orientation_range": list(orientation),
+        },
+    }
+
+
+def _source(x: float, y: float, amount: float = 0.0) -> Tree:
+    return {"pos": [x, y], "radius": 0.003, "amount": amount}
+
+
+def _layer(odor_id: str, c: float, sources: list[str]) -> Tree:
+    """Gaussian odor layer of larvaworld's ``Odor.oG(c, id)``: intensity 2c, spread (variance) 0.01·√c."""
+    return {"id": odor_id, "intensity": 2.0 * c, "spread": 0.01 * math.sqrt(c), "sources": sources}
+
+
+def _env(geometry: str, dims: tuple[float, float], sources: Tree, layers: list[Tree],
+         food_grid: Tree | None = None) -> Tree:
+    return {
+        "arena": {"geometry": geometry, "dims": list(dims)},
+        "food_params": {"source_units": sources, "food_grid": food_grid},
+        "odorscape": {"odorscape": "Gaussian", "odor_layers": layers},
+    }
+
+
+_PATCHES = {f"SourceGroup_{k}": _source(0.07 * math.cos(math.radians(45 * k)),
+                                        0.07 * math.sin(math.radians(45 * k)), amount=0.001)
+            for k in range(8)}
+
+
+EXPERIMENTS: dict[str, Tree] = {
+    "PItest_off": {
+        "dt": 0.1,
+        "duration": 5.0,
+        "env_params": _env("circular", (0.1, 0.1),
+                           {"CS": _source(-0.04, 0.0), "UCS": _source(0.04, 0.0)},
+                           [_layer("CS", 1.0, ["CS"]), _layer("UCS", 1.0, ["UCS"])]),
+        "larva_groups": {"navigator_x2": _group("navigator_x2", 30, (0, 0), (0.005, 0.02), (0, 360))},
+        "metrics": ["PI", "PI2", *BASE_METRICS],
+    },
+    "chemotaxis": {
+        "dt": 0.1,
+        "duration": 5.0,
+        "env_params": _env("rectangular", (0.1, 0.06), {"Source": _source(0.04, 0.0)},
+                           [_layer("Odor", 2.0, ["Source"])]),
+        "larva_groups": {"navigator": _group("navigator", 8, (-0.04, 0), (0.005, 0.02), (-30, 30))},
+        "metrics": ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS],
+    },
+    "chemorbit": {
+        "dt": 0.1,
+        "duration": 5.0,
+        "env_params": _env("rectangular", (0.1, 0.06), {"Source": _source(0.0, 0.0)},
+                           [_layer("Odor", 1.0, ["Source"])]),
+        "larva_groups": {"navigator": _group("navigator", 3, (0, 0), (0, 0), (0, 360))},
+        "metrics": ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS],
+    },
+    "dish": {
+        "dt": 0.1,
+        "duration": 5.0,
+        "env_params": _env("circular", (0.1, 0.1), {}, []),
+        "larva_groups": {"explorer": _group("explorer", 30, (0, 0), (0.02, 0.02), (0, 360))},
+        "metrics": list(BASE_METRICS),
+    },
+    "patchy_food": {
+        "dt": 0.1,
+        "duration": 10.0,
+        "env_params": _env("rectangular", (0.2, 0.2), copy.deepcopy(_PATCHES),
+                           [_layer("Odor", 2.0, list(_PATCHES))]),
+        "larva_groups": {"forager": _group("forager", 30, (0, 0), (0, 0), (0, 360))},
+        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
+    },
+    "food_grid": {
+        "dt": 0.1,
+        "duration": 10.0,
+        "env_params": _env("rectangular", (0.02, 0.02), {}, [],
+                           food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
+        "larva_groups": {"feeder": _group("feeder", 5, (0, 0), (0, 0), (0, 360))},
+        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
+    },
+}
+
+#: Other larvaworld experiments, with the model parts they need that this engine lacks.
+UNSUPPORTED_EXPERIMENTS: dict[str, str] = {
+    "PItest_on": "PItest_off's arena plus a food grid under forager_x2 (not calibrated here yet)",
+    "PItest_off_OSN": "an external Brian2 olfactory-sensory-neuron server",
+    "PItrain": "reinforcement-learning olfactory memory and conditioning epochs",
+    "PItrain_mini": "reinforcement-learning olfactory memory and conditioning epochs",
+    "growth": "DEB energetics and a gut model",
+    "tactile_detection": "the toucher (tactile) sensor",
+    "anemotaxis": "the wind sensor",
+    "dispersion": "Levy-walk modules (constant crawler, sinusoidal turner)",
+    "focus": "Levy-walk modules (constant crawler, sinusoidal turner)",
+    "maze": "arena borders and collisions (Box2D)",
+    "thermotaxis": "the thermo sensor",
+    "uniform_food": "a calibrated uniform food layer",
+    "patch_grid": "nearest-source lookup for more than 10 sources",
+    "catch_me": "larva-larva interaction and termination conditions",
+}
+
+
+def experiment_tree(name: str) -> Tree:
+    """A fresh config tree for experiment ``name``, with every group's model expanded."""
+    if name not in EXPERIMENTS:
+        if name in UNSUPPORTED_EXPERIMENTS:
+            raise SpecError(f"experiment {name!r} needs {UNSUPPORTED_EXPERIMENTS[name]}, which the "
+                            f"engine lacks; supported: {', '.join(EXPERIMENTS)}")
+        raise SpecError(f"unknown experiment {name!r}; supported: {', '.join(EXPERIMENTS)}")
+    tree = copy.deepcopy(EXPERIMENTS[name])
+    tree["experiment"] = name
+    for group in tree["larva_groups"].values():
+        group["model"] = model_tree(group["model"])
+    return tree
+
+
+def model_tree(name: str) -> Tree:
+    """A fresh config tree for model preset ``name`` (its ``name`` key records the preset)."""
+    if name not in MODELS:
+        if name in UNSUPPORTED_MODELS:
+            raise SpecError(f"model {name!r} needs {UNSUPPORTED_MODELS[name]}, which the engine lacks; "
+                            f"supported: {', '.join(MODELS)}")
+        raise SpecError(f"unknown model {name!r}; supported: {', '.join(MODELS)}")
+    return {"name": name, **copy.deepcopy(MODELS[name])}
