@@ -5,19 +5,22 @@ head tip of the previous pose, then feeder → crawler → intermitter → turne
 (torque physics, arena correction, head move, tail drag) and a completed bite is eaten. Larvae of one
 simulation never interact except through shared food, so stepping them together is exact; bites
 taken from one source or grid cell in one step are served in larva order, as upstream.
+
+Every per-larva constant is a full array (array-array arithmetic is the cheapest numpy call on
+small arrays), and every branch on batch composition computes per larva what a lone simulation
+would, so a simulation's results do not depend on what it is batched with.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.metrics import Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, SimSetup
-from larvastudy.engine.turner import NeuralParams, neural_step
+from larvastudy.engine.turner import NeuralTurner
 
 EXEC, PAUSE, FEED = 0, 1, 2
 ANG_CORRECTION = 8.0 * math.pi / 90.0   # rad/s removed per arena-correction iteration
@@ -25,19 +28,8 @@ LIN_CORRECTION = 0.00011                # m/s removed per linear-correction iter
 MAX_CORRECTIONS = 100
 
 
-def _compact(values: np.ndarray) -> Any:
-    """A float where all larvae share the value (cheaper arithmetic), else the array."""
-    return float(values[0]) if np.all(values == values[0]) else values
-
-
-def _coupling(phase: np.ndarray, base: Any, peak: Any, at: Any) -> np.ndarray:
-    """Phasic crawl-bend interference factor (spec §3.4), no wrap-around of the phase difference."""
-    return np.clip(base + peak * np.exp(-0.5 * (phase - at) ** 2), 0.0, 1.0)
-
-
-def _pick(value: Any, rows: np.ndarray) -> Any:
-    """``value[rows]`` for a per-larva array; a shared float as it is."""
-    return value if np.isscalar(value) else value[rows]
+def _clip(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, low), high)
 
 
 def _draw(table: np.ndarray, width: int, rows: np.ndarray, counter: np.ndarray) -> np.ndarray:
@@ -50,28 +42,44 @@ class BatchRun:
 
     def __init__(self, setups: list[SimSetup]):
         first = setups[0]
-        self.setups, self.nsteps, self.dt = setups, first.nsteps, first.dt
+        self.nsteps, self.dt = first.nsteps, first.dt
         self.sizes = [s.n for s in setups]
+        self.n = n = int(sum(self.sizes))
         self.sim = np.repeat(np.arange(len(setups)), self.sizes)
-        self.n = int(sum(self.sizes))
         cat = np.concatenate
-        self.p = {k: _compact(cat([s.params[k] for s in setups])) for k in AGENT_PARAMS}
-        self.turner_params = NeuralParams(
-            dt=self.dt, **{k: _compact(cat([s.params[k] for s in setups])) for k in TURNER_PARAMS})
+        p = {k: cat([s.params[k] for s in setups]) for k in AGENT_PARAMS + TURNER_PARAMS}
+        self.p = p
+        dt = self.dt
 
-        def per_larva(values: list[Any]) -> np.ndarray:
+        def per_larva(values: list) -> np.ndarray:
             return np.repeat(np.asarray(values), self.sizes, axis=0)
 
+        self.zeros, self.ones = np.zeros(n), np.ones(n)
+        self.two_pi, self.pi = np.full(n, TWO_PI), np.full(n, math.pi)
+        self.inv_two_pi = np.full(n, 1.0 / TWO_PI)
+        self.inv_dt, self.dt_arr = np.full(n, 1.0 / dt), np.full(n, dt)
+        self.half = 0.5 * p["length"]
         self.arena = Arena(first.arena[0], per_larva([s.arena[1] for s in setups]),
                            per_larva([s.arena[2] for s in setups]))
+        # Body.
         self.pos, self.head = cat([s.pos for s in setups]), cat([s.head for s in setups])
         self.tail, self.unit = self.head.copy(), np.exp(1j * self.head)
-        self.omega, self.bend = np.zeros(self.n), np.zeros(self.n)
+        self.omega, self.bend = np.zeros(n), np.zeros(n)
+        self.tail_gain = 2.0 * dt * p["bend_correction_coef"] / p["length"]
+        self.velocity_mode = p["velocity_mode"] > 0
+        # Crawler, feeder, interference.
         self.crawler_phase = cat([s.crawler_phase for s in setups])
         self.feeder_phase = cat([s.feeder_phase for s in setups])
-        turner = cat([s.turner for s in setups], axis=1)
-        self.E, self.C, self.H = turner[0:2].copy(), turner[2:4].copy(), turner[4:6].copy()
+        self.crawl_step = TWO_PI * dt * p["crawler_freq"]
+        self.rotor = np.exp(1j * (self.crawler_phase - p["crawler_phase_peak"]))
+        self.rotor_step, self.one_c = np.exp(1j * self.crawl_step), np.ones(n, complex)
+        self.feed_step = TWO_PI * dt * p["feeder_freq"]
+        self.att_scale = np.full(n, -0.5)
+        self.att_output = p["att_on_output"] > 0
+        self.att_input = p["att_on_input"] > 0
+        self.turner = NeuralTurner(dt, p, cat([s.turner for s in setups], axis=1))
 
+        # Pre-drawn bouts and stride lengths, flattened row by row.
         def table(key: str) -> tuple[np.ndarray, int]:
             arrays = [getattr(s, key) for s in setups]
             width = max(a.shape[1] for a in arrays)
@@ -80,67 +88,62 @@ class BatchRun:
         self.strides, self.strides_w = table("strides")
         self.chains, self.chains_w = table("chains")
         self.pauses, self.pauses_w = table("pauses")
-        rows = np.arange(self.n)
-        self.stride_i, self.chain_i = np.zeros(self.n, int), np.zeros(self.n, int)
-        self.pause_i = np.full(self.n, -1)
-        self.stride = self.strides[rows * self.strides_w]
+        rows = np.arange(n)
+        self.stride_i, self.chain_i, self.pause_i = np.zeros(n, int), np.zeros(n, int), np.full(n, -1)
+        self.stride_speed = p["crawler_freq"] * p["length"] * self.strides[rows * self.strides_w]
         self.n_exp = self.chains[rows * self.chains_w]
-        self.pause_len = np.zeros(self.n, int)
-        self.n_str, self.ticks = np.zeros(self.n, int), np.zeros(self.n, int)
-        self.state = np.full(self.n, EXEC, np.int8)   # the first step starts a run (spec §3.6)
-        self.crawling = np.zeros(self.n, bool)        # ...whose crawler moves from step 2 on
-        self.feeding = np.zeros(self.n, bool)
+        self.pause_len = np.zeros(n, int)
+        self.n_str, self.ticks = np.zeros(n, int), np.zeros(n, int)
+        self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6)...
+        self.crawling = np.zeros(n)              # ...whose crawler moves from the second step on
+        self.feeding = np.zeros(n)
 
-        # Odor: concentration per odor source, summed into layers.
-        self.sensing = first.signature[7]
+        self.sensing, self.feed = first.signature[7], first.signature[8]
         if self.sensing:
-            self.odor_pos = per_larva([s.odor_pos for s in setups])
-            self.odor_int = per_larva([s.odor_intensity for s in setups])
-            self.odor_inv2s = 0.5 / per_larva([s.odor_spread for s in setups])
-            n_layers = first.signature[4]
+            # Odor arrays are (sources or layers, larvae): sums over the short axis stay contiguous.
+            self.odor_pos = per_larva([s.odor_pos for s in setups]).T.copy()
+            self.odor_int = per_larva([s.odor_intensity for s in setups]).T.copy()
+            self.odor_scale = (-0.5 / per_larva([s.odor_spread for s in setups])).T.copy()
+            layers = first.signature[4]
             self.layer_matrix = None
-            if list(first.odor_layer) != list(range(n_layers)):
-                self.layer_matrix = np.zeros((len(first.odor_layer), n_layers))
-                self.layer_matrix[np.arange(len(first.odor_layer)), first.odor_layer] = 1.0
-            self.gains = cat([s.gains for s in setups])
-            self.odor_last = None
-            self.odor_out = np.zeros(self.n)
-            self.decay = np.exp(-self.p["decay_coef"] * self.dt)
-
-        # Food: sources and grid cells shared by the larvae of one simulation.
-        self.feed = first.signature[8]
-        self.amount_eaten, self.food_steps = np.zeros(self.n), np.zeros(self.n)
+            if list(first.odor_layer) != list(range(layers)):
+                self.layer_matrix = np.zeros((layers, len(first.odor_layer)))
+                self.layer_matrix[first.odor_layer, np.arange(len(first.odor_layer))] = 1.0
+            self.gains = (cat([s.gains for s in setups]) * dt).T.copy()
+            self.gain_sum = self.gains.sum(axis=0)
+            self.odor_last = np.ones((layers, n))
+            self.odor_out = np.zeros(n)
+            self.decay = np.exp(-p["decay_coef"] * dt)
+            self.minus_one = -self.ones
+        self.amount_eaten, self.food_steps = np.zeros(n), np.zeros(n)
         if self.feed:
             self.food_pos = per_larva([s.food_pos for s in setups])
             self.n_food = first.food_pos.size
+            self.food_keys = self.sim[:, None] * self.n_food + np.arange(self.n_food)
             self.food_amount = cat([s.food_amount for s in setups])
             self.grid = cat([s.grid.ravel() for s in setups]) if first.grid is not None else None
-            if self.grid is not None:
-                self.grid_shape = first.grid.shape
-            self.feed_rngs = [s.feed_rng for s in setups]
+            self.grid_shape = first.grid.shape if first.grid is not None else None
+            self.can_feed = p["has_feeder"] > 0
+            self.feed_bouts = p["feed_bouts"] > 0
             # Food is found within the larva's radius of the head tip, not the source's (spec §5.3).
-            self.reach2 = np.square(self._arr("radius"))[:, None]
-            self.uniforms = np.empty((0, self.n))
+            self.reach2 = np.square(p["radius"])[:, None]
+            self.feed_rngs = [s.feed_rng for s in setups]
+            self.uniforms = np.empty((0, n))
 
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
-        self.recorder = Recorder(first.metrics, self.pos, self._arr("length"), landmarks,
-                                 self.arena.width, self.nsteps, self.dt)
-
-    def _arr(self, key: str) -> np.ndarray:
-        value = self.p[key]
-        return np.full(self.n, value) if np.isscalar(value) else value
+        self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
+                                 self.arena.width, self.nsteps, dt)
 
     # -- sensing -----------------------------------------------------------------------------
     def _sense(self, t: int, tip: np.ndarray) -> np.ndarray:
-        diff = tip[:, None] - self.odor_pos
-        conc = self.odor_int * np.exp(-(diff.real**2 + diff.imag**2) * self.odor_inv2s)
+        """Olfactor output after sensing at ``tip`` ('log' perception, spec §4.2)."""
+        conc = self.odor_int * np.exp(np.square(np.abs(tip - self.odor_pos)) * self.odor_scale)
         if self.layer_matrix is not None:
-            conc = conc @ self.layer_matrix
+            conc = self.layer_matrix @ conc
         if t > 0:
-            change = conc / self.odor_last - 1.0      # 'log' perception: relative change
-            self.odor_out = self.odor_out * self.decay + self.dt * (self.gains * change).sum(axis=1)
+            drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
             # Deviation 3 (docs/model.md): the declared output range [-1, 1] is enforced.
-            np.clip(self.odor_out, -1.0, 1.0, out=self.odor_out)
+            self.odor_out = _clip(self.odor_out * self.decay + drive, self.minus_one, self.ones)
         self.odor_last = conc
         return self.odor_out
 
@@ -151,23 +154,21 @@ class BatchRun:
             ix = np.clip(np.floor(gx * (tip.real / self.arena.width + 0.5)), 0, gx - 1).astype(int)
             iy = np.clip(np.floor(gy * (tip.imag / self.arena.height + 0.5)), 0, gy - 1).astype(int)
             where = (self.sim * gx + ix) * gy + iy
-            return (self.grid[where] > 0) & (self.p["has_feeder"] > 0), where
-        diff = tip[:, None] - self.food_pos
-        d2 = diff.real**2 + diff.imag**2
-        keys = self.sim[:, None] * self.n_food + np.arange(self.n_food)
-        d2[(d2 > self.reach2) | (self.food_amount[keys] <= 0)] = np.inf
+            return (self.grid[where] > 0) & self.can_feed, where
+        d2 = np.square(np.abs(tip[:, None] - self.food_pos))
+        d2[(d2 > self.reach2) | (self.food_amount[self.food_keys] <= 0)] = np.inf
         # Deviation 5: the nearest source within reach (larvaworld picks at random; presets never overlap).
         nearest = d2.argmin(axis=1)
-        found = np.isfinite(d2[np.arange(self.n), nearest]) & (self.p["has_feeder"] > 0)
-        return found, keys[np.arange(self.n), nearest]
+        rows = np.arange(self.n)
+        return np.isfinite(d2[rows, nearest]) & self.can_feed, self.food_keys[rows, nearest]
 
     def _eat(self, eaters: np.ndarray, where: np.ndarray) -> None:
         """Serve one bite to each eater, in larva order where several share a source or cell."""
         store = self.grid if self.grid is not None else self.food_amount
         keys = where[eaters]
-        bite = self._arr("bite")[eaters]
         order = np.argsort(keys, kind="stable")
-        keys, bite, eaters = keys[order], bite[order], eaters[order]
+        keys, eaters = keys[order], eaters[order]
+        bite = self.p["bite"][eaters]
         cum = np.cumsum(bite)
         first = np.r_[True, keys[1:] != keys[:-1]]
         before = cum - bite - np.maximum.accumulate(np.where(first, cum - bite, 0.0))
@@ -176,6 +177,7 @@ class BatchRun:
         self.amount_eaten[eaters] += 1000.0 * eaten
 
     def _feed_uniforms(self, t: int) -> np.ndarray:
+        """Uniform draws for this step's feeding decisions, from each simulation's own stream."""
         if t % FEED_CHUNK == 0:
             rows = min(FEED_CHUNK, self.nsteps - t)
             self.uniforms = np.concatenate([rng.random((rows, n)) for rng, n in zip(self.feed_rngs, self.sizes)],
@@ -183,6 +185,32 @@ class BatchRun:
         return self.uniforms[t % FEED_CHUNK]
 
     # -- behaviour -----------------------------------------------------------------------------
+    def _coupling(self, phase: np.ndarray) -> np.ndarray:
+        """Phasic crawl-bend interference factor (spec §3.4), no wrap-around of the phase difference."""
+        p = self.p
+        shifted = phase - p["att_phase"]
+        return _clip(p["att_base"] + p["att_max"] * np.exp(self.att_scale * shifted * shifted), self.zeros, self.ones)
+
+    def _crawl(self) -> tuple[np.ndarray, np.ndarray]:
+        """Advance active crawlers; return (linear velocity m/s, completed-stride mask).
+
+        ``cos(φ − φ_peak)`` is the real part of a unit rotor advanced by complex multiplication
+        (float64 cos is ~20x slower than the product here) and re-anchored to φ at every stride.
+        """
+        p = self.p
+        self.crawler_phase += self.crawl_step * self.crawling
+        self.rotor *= np.where(self.crawling > 0, self.rotor_step, self.one_c)
+        completed = self.crawler_phase >= self.two_pi
+        if np.count_nonzero(completed):
+            rows = completed.nonzero()[0]
+            self.crawler_phase[rows] -= TWO_PI
+            self.rotor[rows] = np.exp(1j * (self.crawler_phase[rows] - p["crawler_phase_peak"][rows]))
+            self.stride_i[rows] += 1
+            self.stride_speed[rows] = (p["crawler_freq"][rows] * p["length"][rows]
+                                       * _draw(self.strides, self.strides_w, rows, self.stride_i))
+        wave = p["crawler_amp"] * self.rotor.real + self.ones
+        return self.stride_speed * wave * self.crawling, completed
+
     def _start_runs(self, rows: np.ndarray) -> None:
         self.chain_i[rows] += 1
         self.n_exp[rows] = _draw(self.chains, self.chains_w, rows, self.chain_i)
@@ -193,141 +221,125 @@ class BatchRun:
         """Intermitter step (spec §3.6, §5.4); deviation 4: runs of Nexp strides, pauses of Tp."""
         self.ticks += 1
         if feed_motion is not None:
-            u = self._feed_uniforms(t)
-            keep = u <= self.p["eeb"]
+            keep = self._feed_uniforms(t) <= self.p["eeb"]
             stop = feed_motion & ~(on_food & keep)
-            start = ~feed_motion & on_food & keep & (self.state != FEED) & (self.p["feed_bouts"] > 0)
-            if start.any():
+            start = ~feed_motion & on_food & keep & (self.state != FEED) & self.feed_bouts
+            if np.count_nonzero(start):
                 self.state[start], self.ticks[start] = FEED, 0
-            if stop.any():
-                self._start_runs(np.flatnonzero(stop))
+            if np.count_nonzero(stop):
+                self._start_runs(stop.nonzero()[0])
         self.n_str += completed
-        ended = (self.state == EXEC) & (self.n_str >= self.n_exp)
-        if ended.any():
-            rows = np.flatnonzero(ended)
+        ended = (self.n_str >= self.n_exp) & (self.state == EXEC)
+        rested = (self.ticks >= self.pause_len) & (self.state == PAUSE)
+        if np.count_nonzero(ended):
+            rows = ended.nonzero()[0]
             self.pause_i[rows] += 1
             self.pause_len[rows] = _draw(self.pauses, self.pauses_w, rows, self.pause_i)
             self.state[rows], self.ticks[rows] = PAUSE, 0
-        rested = (self.state == PAUSE) & (self.ticks >= self.pause_len)
-        rested[ended] = False
-        if rested.any():
-            self._start_runs(np.flatnonzero(rested))
-
-    def _crawl(self) -> tuple[np.ndarray, np.ndarray]:
-        """Advance active crawlers; return (linear velocity m/s, completed-stride mask)."""
-        p = self.p
-        self.crawler_phase += (TWO_PI * self.dt) * p["crawler_freq"] * self.crawling
-        completed = self.crawler_phase >= TWO_PI
-        if completed.any():
-            rows = np.flatnonzero(completed)
-            self.crawler_phase[rows] -= TWO_PI
-            self.stride_i[rows] += 1
-            self.stride[rows] = _draw(self.strides, self.strides_w, rows, self.stride_i)
-        scaled = p["crawler_freq"] * self.stride * (1.0 + p["crawler_amp"] * np.cos(self.crawler_phase - p["crawler_phase_peak"]))
-        return scaled * p["length"] * self.crawling, completed
+        if np.count_nonzero(rested):
+            self._start_runs(rested.nonzero()[0])
 
     # -- body ----------------------------------------------------------------------------------
     def _correct_heading(self, rows: np.ndarray, omega: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-        """Walk ω towards and through zero until the head tip is inside (spec §2.3, deviation 6)."""
-        w, lo, hi = omega[rows], low[rows], high[rows]
-        half = 0.5 * self._arr("length")[rows]
-        pos, head = self.pos[rows], self.head[rows]
-        delta = ANG_CORRECTION * np.sign(w)
-        pending = np.ones(rows.size, bool)
-        for _ in range(MAX_CORRECTIONS):
-            w[pending] -= delta[pending]
-            under, over = pending & (w < lo), pending & (w > hi)
-            w[under], delta[under] = lo[under], np.abs(delta[under])
-            w[over], delta[over] = hi[over], -np.abs(delta[over])
-            pending &= self.arena.outside(pos + half * np.exp(1j * (head + w * self.dt)), rows)
-            if not pending.any():
+        """Walk ω towards and through zero until the head tip is inside (spec §2.3, deviation 6).
+
+        Candidate k is ``clip(ω − k·δ, low, high)`` for k = 1…100; the first whose tip is inside wins,
+        and ω = 0 if none is. Candidates are tested in two vectorized rounds (most larvae need a few).
+        """
+        result = np.zeros(rows.size)
+        pending = np.arange(rows.size)
+        for ks in (np.arange(1, 9), np.arange(9, MAX_CORRECTIONS + 1)):
+            r = rows[pending]
+            w = omega[r, None]
+            candidates = np.clip(w - ANG_CORRECTION * np.sign(w) * ks, low[r, None], high[r, None])
+            tips = self.pos[r, None] + self.half[r, None] * np.exp(1j * (self.head[r, None] + candidates * self.dt))
+            inside = ~self.arena.outside(tips.ravel(), np.repeat(r, ks.size)).reshape(tips.shape)
+            found = inside.any(axis=1)
+            result[pending[found]] = candidates[found, inside[found].argmax(axis=1)]
+            pending = pending[~found]
+            if not pending.size:
                 break
-        w[pending] = 0.0
-        omega[rows] = w
+        omega[rows] = result
 
     def _correct_speed(self, rows: np.ndarray, v: np.ndarray, tip: np.ndarray, unit: np.ndarray) -> None:
-        """Slow down until the moved head tip is inside; give up with v = 0 (spec §2.3)."""
-        vv = v[rows]
-        pending = np.ones(rows.size, bool)
-        for _ in range(MAX_CORRECTIONS):
-            vv[pending] -= LIN_CORRECTION
-            pending &= vv >= 0
-            pending &= self.arena.outside(tip[rows] + self.dt * vv * unit[rows], rows)
-            if not pending.any():
-                break
-        vv[pending | (vv < 0)] = 0.0
-        v[rows] = vv
+        """Slow down in 0.00011 m/s decrements until the moved tip is inside; else v = 0 (spec §2.3).
+
+        The arena is convex and the tip inside, so the allowed speeds form [0, v_max]: the number of
+        decrements is computed directly instead of iterated.
+        """
+        v_max = self.arena.reach(tip[rows], unit[rows], rows) / self.dt
+        k = np.maximum(np.ceil((v[rows] - v_max) / LIN_CORRECTION), 1.0)
+        slowed = v[rows] - k * LIN_CORRECTION
+        v[rows] = np.where((k <= MAX_CORRECTIONS) & (slowed >= 0), slowed, 0.0)
 
     def _move(self, lin: np.ndarray, ang: np.ndarray) -> np.ndarray:
-        """Torque physics, arena correction, head move and tail drag; return the signed step (m)."""
-        p, dt = self.p, self.dt
+        """Torque physics, arena correction, head move and tail drag; return the velocity (m/s)."""
+        p, dt = self.p, self.dt_arr
         v = lin * p["lin_vel_coef"]
-        omega = self.omega + dt * (-p["ang_damping"] * self.omega - p["body_spring_k"] * self.bend
-                                   + p["torque_coef"] * ang)
-        if np.any(p["velocity_mode"]):
-            omega = np.where(np.asarray(p["velocity_mode"]) > 0, ang * p["ang_vel_coef"], omega)
+        omega = self.omega + dt * (p["torque_coef"] * ang - p["ang_damping"] * self.omega
+                                   - p["body_spring_k"] * self.bend)
+        if np.count_nonzero(self.velocity_mode):
+            omega = np.where(self.velocity_mode, ang * p["ang_vel_coef"], omega)
         # Bounds keep the head within ±π of the tail; wrap(θt − θh) = −bend.
-        low, high = (-math.pi - self.bend) / dt, (math.pi - self.bend) / dt
-        np.clip(omega, low, high, out=omega)
-        half = 0.5 * p["length"]
+        low = (self.bend + self.pi) * -self.inv_dt
+        high = (self.pi - self.bend) * self.inv_dt
+        omega = _clip(omega, low, high)
         unit = np.exp(1j * (self.head + omega * dt))
-        tip = self.pos + half * unit
+        tip = self.pos + self.half * unit
         out = self.arena.outside(tip)
-        if out.any():
-            rows = np.flatnonzero(out)
+        if np.count_nonzero(out):
+            rows = out.nonzero()[0]
             self._correct_heading(rows, omega, low, high)
-            unit[rows] = np.exp(1j * (self.head[rows] + omega[rows] * dt))
-            tip[rows] = self.pos[rows] + _pick(half, rows) * unit[rows]
+            unit[rows] = np.exp(1j * (self.head[rows] + omega[rows] * self.dt))
+            tip[rows] = self.pos[rows] + self.half[rows] * unit[rows]
         step = (v * dt) * unit
         out = self.arena.outside(tip + step)
-        if out.any():
-            rows = np.flatnonzero(out)
+        if np.count_nonzero(out):
+            rows = out.nonzero()[0]
             self._correct_speed(rows, v, tip, unit)
-            step[rows] = (v[rows] * dt) * unit[rows]
+            step[rows] = (v[rows] * self.dt) * unit[rows]
         self.pos += step
         self.head += omega * dt
         self.unit, self.omega = unit, omega
-        d = v * dt
-        self.tail += self.bend * np.clip(d * (2.0 * p["bend_correction_coef"] / p["length"]), 0.0, 1.0)
-        self.bend = np.mod(self.head - self.tail + math.pi, TWO_PI) - math.pi
+        self.tail += self.bend * _clip(v * self.tail_gain, self.zeros, self.ones)
+        turn = self.head - self.tail   # wrapped into [-π, π] (rint is far cheaper than mod)
+        self.bend = turn - self.two_pi * np.rint(turn * self.inv_two_pi)
         return v
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> list[dict[str, np.ndarray]]:
         """Step every simulation to the end; per simulation, each metric per larva."""
-        p, dt = self.p, self.dt
-        feeder_step = TWO_PI * dt * p["feeder_freq"]
-        att_on_input = np.any(p["att_on_input"])
+        all_on_output = bool(self.att_output.all())
+        any_on_input = bool(self.att_input.any())
         for t in range(self.nsteps):
-            tip = self.pos + (0.5 * p["length"]) * self.unit
-            drive = self._sense(t, tip) if self.sensing else 0.0
-            att = 1.0
+            tip = self.pos + self.half * self.unit
+            drive = self._sense(t, tip) if self.sensing else self.zeros
+            att = self.ones
             feed_motion = on_food = None
             if self.feed:
                 on_food, food_at = self._detect_food(tip)
                 self.food_steps += on_food
-                self.feeder_phase += feeder_step * self.feeding
-                feed_motion = self.feeder_phase >= TWO_PI
+                self.feeder_phase += self.feed_step * self.feeding
+                feed_motion = self.feeder_phase >= self.two_pi
                 self.feeder_phase[feed_motion] -= TWO_PI
-                att = np.where(self.feeding, _coupling(self.feeder_phase, p["att_base"], p["att_max"], p["att_phase"]), 1.0)
+                att = np.where(self.feeding > 0, self._coupling(self.feeder_phase), att)
             lin, completed = self._crawl()
-            att = np.where(self.crawling, _coupling(self.crawler_phase, p["att_base"], p["att_max"], p["att_phase"]), att)
+            att = np.where(self.crawling > 0, self._coupling(self.crawler_phase), att)
             crawled = self.crawling
             self._intermit(t, completed, feed_motion, on_food)
-            # Deviation 3: the turner input is limited to its declared range [-1, 1].
-            drive = np.clip(drive, -1.0, 1.0) if not np.isscalar(drive) else drive
-            if att_on_input:
-                drive = drive * np.where(np.asarray(p["att_on_input"]) > 0, att, 1.0)
-            ang = neural_step(self.E, self.C, self.H, np.broadcast_to(drive, (self.n,)), self.turner_params)
-            ang = ang * (np.where(p["att_on_output"] > 0, att, 1.0) if not np.isscalar(p["att_on_output"])
-                         else (att if p["att_on_output"] else 1.0))
+            # Deviation 3: the turner input is limited to its declared range [-1, 1] (the olfactor
+            # output already is, so this only matters for other sensors).
+            if any_on_input:
+                drive = drive * np.where(self.att_input, att, self.ones)
+            ang = self.turner.step(drive)
+            ang = ang * (att if all_on_output else np.where(self.att_output, att, self.ones))
             v = self._move(lin, ang)
             if self.feed:
-                eaters = np.flatnonzero(feed_motion & on_food)
+                eaters = (feed_motion & on_food).nonzero()[0]
                 if eaters.size:
                     self._eat(eaters, food_at)
-            self.crawling = self.state == EXEC
-            self.feeding = self.state == FEED
+                self.feeding = (self.state == FEED).astype(float)
+            self.crawling = (self.state == EXEC).astype(float)
             self.recorder.record(t, self.pos, np.abs(v), crawled)
         per_larva = self.recorder.per_larva(self.pos, self.amount_eaten, self.food_steps)
         bounds = np.cumsum([0, *self.sizes])

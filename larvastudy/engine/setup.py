@@ -15,7 +15,7 @@ import numpy as np
 
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
-from larvastudy.engine.turner import NeuralParams, WARMUP_FLIPS, warmup_trajectory
+from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS, NeuralParams, WARMUP_FLIPS, warmup_trajectory
 from larvastudy.errors import SpecError
 
 TWO_PI = 2.0 * math.pi
@@ -29,8 +29,6 @@ AGENT_PARAMS = (
     "decay_coef", "feeder_freq", "bite", "eeb", "feed_bouts", "has_feeder", "has_olfactor",
     "velocity_mode",
 )
-TURNER_PARAMS = ("base_activation", "activation_low", "activation_high", "tau",
-                 "w_ee", "w_ce", "w_ec", "w_cc", "m", "n")
 
 SUPPORTED = {
     "crawler.mode": ("realistic",),
@@ -93,12 +91,12 @@ class SimSetup:
     feed_rng: np.random.Generator | None
 
 
-def _turner_params(dt: float, cfg: Mapping[str, Any], where: str) -> NeuralParams:
+def _turner_params(cfg: Mapping[str, Any], where: str) -> NeuralParams:
     lo, hi = (float(v) for v in cfg["activation_range"])
     base = float(cfg["base_activation"])
     if not lo <= base <= hi:
         raise SpecError(f"{where}turner.base_activation = {base} must lie in activation_range {[lo, hi]}")
-    return NeuralParams(dt=dt, base_activation=base, activation_low=lo, activation_high=hi,
+    return NeuralParams(base_activation=base, activation_low=lo, activation_high=hi,
                         tau=_positive(f"{where}turner.tau", cfg["tau"]),
                         w_ee=float(cfg["w_ee"]), w_ce=float(cfg["w_ce"]), w_ec=float(cfg["w_ec"]),
                         w_cc=float(cfg["w_cc"]), m=float(cfg["m"]), n=_positive(f"{where}turner.n", cfg["n"]))
@@ -161,7 +159,7 @@ def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str],
         "feed_bouts": float(bool(intermit["feed_bouts"]) and feeder is not None),
         "eeb": eeb,
     }
-    return params, _turner_params(dt, turner, where), gains, crawler, intermit
+    return params, _turner_params(turner, where), gains, crawler, intermit
 
 
 def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +216,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
             raise SpecError(f"larva_groups.{gid}.distribution.N = {n} must be >= 1")
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
         pos, head = _placement(place_rng, n, dist)
-        warm = warmup_trajectory(tparams)[warm_rng.binomial(WARMUP_FLIPS, 0.5, n)].T
+        warm = warmup_trajectory(dt, tparams)[warm_rng.binomial(WARMUP_FLIPS, 0.5, n)].T
         k_strides = int(nsteps * dt * params["crawler_freq"]) + 2
         k_feeds = int(nsteps * dt * params["feeder_freq"]) + 2 if params["feed_bouts"] else 0
         k_runs = k_strides + k_feeds + 2

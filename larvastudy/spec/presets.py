@@ -130,9 +130,9 @@ def _group(model: str, n: int, loc: tuple[float, float], scale: tuple[float, flo
             "N": n,
             "mode": "uniform",
             "shape": "circle",
-            "loc": list(loc),
-            "scale": list(scale),
-            "orientation_range": list(orientation),
+            "loc": [float(v) for v in loc],
+            "scale": [float(v) for v in scale],
+            "orientation_range": [float(v) for v in orientation],
         },
     }
 

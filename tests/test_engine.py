@@ -1,0 +1,146 @@
+"""The engine against the spec's validation targets (statistical, several seeds) and its contracts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from larvastudy.engine import simulate, simulate_many
+from larvastudy.engine.bouts import discrete_pmf, mean_of
+from larvastudy.engine.setup import compile_sim
+from larvastudy.engine.turner import NeuralTurner
+from larvastudy.errors import SpecError
+from larvastudy.spec.paths import apply_overrides
+from larvastudy.spec.presets import MODELS, experiment_tree
+
+SEEDS = range(6)
+
+
+def tree(experiment: str, **overrides) -> dict:
+    return apply_overrides(experiment_tree(experiment), overrides)
+
+
+@pytest.fixture(scope="module")
+def dish_runs():
+    return simulate_many([(tree("dish"), seed) for seed in SEEDS])
+
+
+def mean_over(runs, metric: str) -> float:
+    return float(np.mean([r.value(metric) for r in runs]))
+
+
+def test_dish_explorer_speed_and_exec_fraction(dish_runs):
+    # Spec §11.1: mean lin_vel 1.35 mm/s, exec fraction 0.84 (single larvaworld runs: ±10 %).
+    assert mean_over(dish_runs, "v_mu") == pytest.approx(1.35, rel=0.10)
+    assert mean_over(dish_runs, "exec_fraction") == pytest.approx(0.84, rel=0.10)
+    assert mean_over(dish_runs, "sv_mu") == pytest.approx(mean_over(dish_runs, "v_mu") / 5.0)
+
+
+def test_crawler_run_speed(dish_runs):
+    # While crawling the mean speed is f·s̄·L = 1.42 · 0.23 · 5 mm = 1.633 mm/s (larvaworld: 1.60).
+    speeds = [r.value("cum_dst") / (r.value("exec_fraction") * 300.0) for r in dish_runs]
+    assert np.mean(speeds) == pytest.approx(1.42 * 0.23 * 5.0, rel=0.03)
+
+
+def test_dish_dispersal_plausible(dish_runs):
+    # larvaworld: mean distance from the origin ≈ 32 mm after 90 s; dispersal grows with time.
+    assert 15 < mean_over(dish_runs, "dsp_0_60") < 50
+    assert mean_over(dish_runs, "dsp_0_40") < mean_over(dish_runs, "dsp_0_60")
+
+
+def test_turner_period_and_amplitude_at_zero_input():
+    params = {k: np.array([float(v)]) for k, v in MODELS["explorer"]["brain"]["turner"].items()
+              if k not in ("mode", "activation_range")}
+    params["activation_low"], params["activation_high"] = np.array([10.0]), np.array([40.0])
+    turner = NeuralTurner(0.1, params, np.zeros((6, 1)))
+    out = np.array([turner.step(np.zeros(1))[0] for _ in range(3000)])[1000:]
+    rising = np.flatnonzero((out[:-1] < 0) & (out[1:] >= 0))
+    assert np.mean(np.diff(rising)) * 0.1 == pytest.approx(2.74, rel=0.02)
+    assert out.std() == pytest.approx(15.6, rel=0.05)   # spec §11.1: std of the turner output 15.6
+
+
+def test_bout_distributions():
+    brain = MODELS["explorer"]["brain"]["intermitter"]
+    assert mean_of(brain["stridechain_dist"], 1.0) == pytest.approx(7.80, abs=0.01)
+    assert discrete_pmf(brain["stridechain_dist"], 1.0)[1][0] == pytest.approx(0.172, abs=0.001)
+    assert mean_of(brain["pause_dist"], 0.1) == pytest.approx(1.036, abs=0.001)
+    setup = compile_sim(tree("dish"), 0)
+    assert setup.chains.mean() == pytest.approx(7.80, rel=0.05)
+    assert setup.pauses.mean() * 0.1 == pytest.approx(1.036, rel=0.05)
+
+
+def test_pi_follows_the_gains():
+    attracted = tree("PItest_off", **{"gain_dict.CS": 100.0, "gain_dict.UCS": -100.0})
+    repelled = tree("PItest_off", **{"gain_dict.CS": -100.0, "gain_dict.UCS": 100.0})
+    runs = simulate_many([(attracted, s) for s in range(3)] + [(repelled, s) for s in range(3)])
+    assert mean_over(runs[:3], "PI") > 0.3 and mean_over(runs[:3], "PI2") > 0.1
+    assert mean_over(runs[3:], "PI") < -0.3 and mean_over(runs[3:], "PI2") < -0.1
+
+
+def test_navigator_approaches_the_source():
+    runs = simulate_many([(tree("chemotaxis"), s) for s in range(3)])
+    start = 80.0   # larvae start around (-40, 0) mm, the source is at (+40, 0) mm
+    assert mean_over(runs, "final_dst_to_Source") < 0.6 * start
+    assert mean_over(runs, "mean_dst_to_Source") < start
+
+
+def test_feeding_depends_on_eeb():
+    eager, never = tree("food_grid", duration=2.0), tree("food_grid", duration=2.0, EEB=0.0)
+    fed, starved = simulate_many([(eager, 1), (never, 1)])
+    assert fed.value("amount_eaten") > 0 and fed.value("on_food_dur_ratio") > 0.9
+    assert starved.value("amount_eaten") == 0.0
+    bite = 0.001 * 0.005**3 * 1000 * 1000   # spec §5.5: a full bite adds 1.25e-4
+    assert np.allclose(np.round(fed.per_larva["amount_eaten"] / bite), fed.per_larva["amount_eaten"] / bite)
+
+
+def test_same_config_and_seed_is_bit_identical_in_another_process():
+    here = simulate(tree("PItest_off", duration=0.5), 42).summary()
+    code = ("import json; from larvastudy.engine import simulate; from larvastudy.spec.presets import experiment_tree;"
+            "from larvastudy.spec.paths import apply_overrides;"
+            "print(json.dumps(simulate(apply_overrides(experiment_tree('PItest_off'), {'duration': 0.5}), 42).summary()))")
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.dumps(here) == there.strip()   # same floats to the last bit (NaN for dispersal at 60 s)
+    assert simulate(tree("PItest_off", duration=0.5), 43).summary() != here
+
+
+_VARIANTS = st.fixed_dictionaries({
+    "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "patchy_food", "food_grid"]),
+    "seed": st.integers(0, 2**32),
+    "Npoints": st.integers(1, 6),
+    "tau": st.sampled_from([0.1, 0.12]),
+    "freq": st.sampled_from([1.2, 1.42]),
+})
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.lists(_VARIANTS, min_size=2, max_size=5))
+def test_batch_equals_single(variants):
+    jobs = [(tree(v["experiment"], duration=0.3, Npoints=v["Npoints"], tau=v["tau"],
+                  **{"crawler.freq": v["freq"]}), v["seed"]) for v in variants]
+    batched = simulate_many(jobs)
+    for job, together in zip(jobs, batched):
+        alone = simulate(*job)
+        assert together.per_larva.keys() == alone.per_larva.keys()
+        for name, values in alone.per_larva.items():
+            np.testing.assert_array_equal(together.per_larva[name], values, err_msg=name)
+
+
+def test_unsupported_experiment_names_missing_parts():
+    with pytest.raises(SpecError, match="growth.*DEB"):
+        experiment_tree("growth")
+    with pytest.raises(SpecError, match="unknown experiment 'nope'"):
+        experiment_tree("nope")
+
+
+def test_engine_level_errors_are_spec_errors():
+    with pytest.raises(SpecError, match="crawler.mode = 'gaussian'"):
+        compile_sim(tree("dish", **{"crawler.mode": "gaussian"}), 0)
+    with pytest.raises(SpecError, match="EEB = 2.0"):
+        compile_sim(tree("dish", EEB=2.0), 0)
+    with pytest.raises(SpecError, match="metric 'PI'"):
+        compile_sim({**tree("dish"), "metrics": ["PI"]}, 0)
