@@ -117,7 +117,7 @@ _VARIANTS = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.lists(_VARIANTS, min_size=2, max_size=5))
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], duration=0.3, Npoints=v["Npoints"], tau=v["tau"],

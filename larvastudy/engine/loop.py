@@ -8,7 +8,9 @@ taken from one source or grid cell in one step are served in larva order, as ups
 
 Every per-larva constant is a full array (array-array arithmetic is the cheapest numpy call on
 small arrays), and every branch on batch composition computes per larva what a lone simulation
-would, so a simulation's results do not depend on what it is batched with.
+would, so a simulation's results do not depend on what it is batched with. For the same reason no
+complex × complex product is taken: numpy's SIMD loops may fuse it (FMA) differently for different
+array lengths; products of a complex and a real array are exact either way.
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ class BatchRun:
         self.omega, self.bend = np.zeros(n), np.zeros(n)
         self.tail_gain = 2.0 * dt * p["bend_correction_coef"] / p["length"]
         self.velocity_mode = p["velocity_mode"] > 0
+        ks = np.arange(1, MAX_CORRECTIONS + 1) * ANG_CORRECTION
+        self.correction_rounds = (ks[:8], ks[8:])
         # Crawler, feeder, interference.
         self.crawler_phase = cat([s.crawler_phase for s in setups])
         self.feeder_phase = cat([s.feeder_phase for s in setups])
         self.crawl_step = TWO_PI * dt * p["crawler_freq"]
-        self.rotor = np.exp(1j * (self.crawler_phase - p["crawler_phase_peak"]))
-        self.rotor_step, self.one_c = np.exp(1j * self.crawl_step), np.ones(n, complex)
         self.feed_step = TWO_PI * dt * p["feeder_freq"]
         self.att_scale = np.full(n, -0.5)
         self.att_output = p["att_on_output"] > 0
@@ -96,6 +98,7 @@ class BatchRun:
         self.n_str, self.ticks = np.zeros(n, int), np.zeros(n, int)
         self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6)...
         self.crawling = np.zeros(n)              # ...whose crawler moves from the second step on
+        self.crawl_mask = self.crawling > 0
         self.feeding = np.zeros(n)
 
         self.sensing, self.feed = first.signature[7], first.signature[8]
@@ -142,7 +145,7 @@ class BatchRun:
             conc = self.layer_matrix @ conc
         if t > 0:
             drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
-            # Deviation 3 (docs/model.md): the declared output range [-1, 1] is enforced.
+            # Deviation 2 (docs/model.md): the declared output range [-1, 1] is enforced.
             self.odor_out = _clip(self.odor_out * self.decay + drive, self.minus_one, self.ones)
         self.odor_last = conc
         return self.odor_out
@@ -192,23 +195,17 @@ class BatchRun:
         return _clip(p["att_base"] + p["att_max"] * np.exp(self.att_scale * shifted * shifted), self.zeros, self.ones)
 
     def _crawl(self) -> tuple[np.ndarray, np.ndarray]:
-        """Advance active crawlers; return (linear velocity m/s, completed-stride mask).
-
-        ``cos(φ − φ_peak)`` is the real part of a unit rotor advanced by complex multiplication
-        (float64 cos is ~20x slower than the product here) and re-anchored to φ at every stride.
-        """
+        """Advance active crawlers; return (linear velocity m/s, completed-stride mask)."""
         p = self.p
         self.crawler_phase += self.crawl_step * self.crawling
-        self.rotor *= np.where(self.crawling > 0, self.rotor_step, self.one_c)
         completed = self.crawler_phase >= self.two_pi
         if np.count_nonzero(completed):
             rows = completed.nonzero()[0]
             self.crawler_phase[rows] -= TWO_PI
-            self.rotor[rows] = np.exp(1j * (self.crawler_phase[rows] - p["crawler_phase_peak"][rows]))
             self.stride_i[rows] += 1
             self.stride_speed[rows] = (p["crawler_freq"][rows] * p["length"][rows]
                                        * _draw(self.strides, self.strides_w, rows, self.stride_i))
-        wave = p["crawler_amp"] * self.rotor.real + self.ones
+        wave = p["crawler_amp"] * np.cos(self.crawler_phase - p["crawler_phase_peak"]) + self.ones
         return self.stride_speed * wave * self.crawling, completed
 
     def _start_runs(self, rows: np.ndarray) -> None:
@@ -218,7 +215,7 @@ class BatchRun:
 
     def _intermit(self, t: int, completed: np.ndarray, feed_motion: np.ndarray | None,
                   on_food: np.ndarray | None) -> None:
-        """Intermitter step (spec §3.6, §5.4); deviation 4: runs of Nexp strides, pauses of Tp."""
+        """Intermitter step (spec §3.6, §5.4); deviation 3: runs of Nexp strides, pauses of Tp."""
         self.ticks += 1
         if feed_motion is not None:
             keep = self._feed_uniforms(t) <= self.p["eeb"]
@@ -241,19 +238,19 @@ class BatchRun:
 
     # -- body ----------------------------------------------------------------------------------
     def _correct_heading(self, rows: np.ndarray, omega: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-        """Walk ω towards and through zero until the head tip is inside (spec §2.3, deviation 6).
+        """Walk ω towards and through zero until the head tip is inside (spec §2.3, deviation 4).
 
         Candidate k is ``clip(ω − k·δ, low, high)`` for k = 1…100; the first whose tip is inside wins,
         and ω = 0 if none is. Candidates are tested in two vectorized rounds (most larvae need a few).
         """
         result = np.zeros(rows.size)
         pending = np.arange(rows.size)
-        for ks in (np.arange(1, 9), np.arange(9, MAX_CORRECTIONS + 1)):
-            r = rows[pending]
-            w = omega[r, None]
-            candidates = np.clip(w - ANG_CORRECTION * np.sign(w) * ks, low[r, None], high[r, None])
-            tips = self.pos[r, None] + self.half[r, None] * np.exp(1j * (self.head[r, None] + candidates * self.dt))
-            inside = ~self.arena.outside(tips.ravel(), np.repeat(r, ks.size)).reshape(tips.shape)
+        for steps in self.correction_rounds:
+            r = rows[pending, None]
+            w = omega[r]
+            candidates = _clip(w - np.sign(w) * steps, low[r], high[r])
+            tips = self.pos[r] + self.half[r] * np.exp(1j * (self.head[r] + candidates * self.dt))
+            inside = ~self.arena.outside(tips, r)
             found = inside.any(axis=1)
             result[pending[found]] = candidates[found, inside[found].argmax(axis=1)]
             pending = pending[~found]
@@ -324,11 +321,11 @@ class BatchRun:
                 self.feeder_phase[feed_motion] -= TWO_PI
                 att = np.where(self.feeding > 0, self._coupling(self.feeder_phase), att)
             lin, completed = self._crawl()
-            att = np.where(self.crawling > 0, self._coupling(self.crawler_phase), att)
+            att = np.where(self.crawl_mask, self._coupling(self.crawler_phase), att)
             crawled = self.crawling
             self._intermit(t, completed, feed_motion, on_food)
-            # Deviation 3: the turner input is limited to its declared range [-1, 1] (the olfactor
-            # output already is, so this only matters for other sensors).
+            # The olfactor, the only sensor, is limited to [-1, 1] and att <= 1, so the turner
+            # input stays in its declared range too (deviation 2).
             if any_on_input:
                 drive = drive * np.where(self.att_input, att, self.ones)
             ang = self.turner.step(drive)
@@ -339,7 +336,8 @@ class BatchRun:
                 if eaters.size:
                     self._eat(eaters, food_at)
                 self.feeding = (self.state == FEED).astype(float)
-            self.crawling = (self.state == EXEC).astype(float)
+            self.crawl_mask = self.state == EXEC
+            self.crawling = self.crawl_mask.astype(float)
             self.recorder.record(t, self.pos, np.abs(v), crawled)
         per_larva = self.recorder.per_larva(self.pos, self.amount_eaten, self.food_steps)
         bounds = np.cumsum([0, *self.sizes])

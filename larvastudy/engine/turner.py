@@ -55,6 +55,7 @@ class NeuralTurner:
         self.power = "square" if squares.all() else ("pow" if not squares.any() else "mixed")
         self.squares = squares
         self.E, self.C, self.H = state[0:2].copy(), state[3:1:-1].copy(), state[4:6].copy()
+        (self.E_l, self.E_r), (self.C_r, self.C_l) = self.E, self.C   # row views, updated in place
 
     def _pow(self, x: np.ndarray) -> np.ndarray:
         if self.power == "square":
@@ -70,18 +71,19 @@ class NeuralTurner:
 
     def step(self, drive: np.ndarray) -> np.ndarray:
         """Advance by one dt with sensory input ``drive`` (already limited to [-1, 1]); return E_r − E_l."""
-        E, C, H = self.E, self.C, self.H
+        E, H = self.E, self.H
         A = self.base + np.where(drive >= 0, self.up, self.down) * drive
         A2 = A * A
         th = self.th0 + self.th1 * A2
         h2 = self._pow(self.h0 + (self.g0 + self.g1 * A2) * H)
         # E_l and E_r read the *old* C_r and C_l: one stacked update.
-        E += self.dt_tau * (self._rate(A + self.w_ee * E - self.w_ec * C, h2) - E)
+        E += self.dt_tau * (self._rate(A + self.w_ee * E - self.w_ec * self.C, h2) - E)
         H += th * (E - H)
         # C_l first, then C_r reads the new C_l; H_C (== H_E) is still the pre-update value in h2.
-        C[1] += self.dt_tau * (self._rate(A + self.w_ce * E[0] - self.w_cc * C[0], h2[0]) - C[1])
-        C[0] += self.dt_tau * (self._rate(A + self.w_ce * E[1] - self.w_cc * C[1], h2[1]) - C[0])
-        return E[1] - E[0]
+        C_l, C_r = self.C_l, self.C_r
+        C_l += self.dt_tau * (self._rate(A + self.w_ce * self.E_l - self.w_cc * C_r, h2[0]) - C_l)
+        C_r += self.dt_tau * (self._rate(A + self.w_ce * self.E_r - self.w_cc * C_l, h2[1]) - C_r)
+        return self.E_r - self.E_l
 
 
 @lru_cache(maxsize=32)
