@@ -1,0 +1,426 @@
+"""Batch definitions (larvaworld's Batch mode): an experiment, grid axes, fixed overrides, replicates.
+
+A :class:`Batch` is validated completely when it is built, before anything runs or any storage is
+touched: every problem is a :class:`~larvastudy.errors.SpecError` with one line naming the bad value.
+Batches come from TOML files (:func:`load_batch`, the shipped ones in ``larvastudy/studies/``) or
+from keyword arguments as larvaworld's ``BatchRun`` takes them (:func:`batch_from_kwargs`).
+
+Grid axes are written as a list of values, ``{values = [...]}``, ``{range = [lo, hi], Ngrid = n}``
+or larvaworld's registry form ``[[lo, hi], n]``; ranges expand with ``numpy.linspace``. Values stay
+ints when both ends are ints and every grid value is whole; otherwise they are floats (larvaworld
+truncates ``linspace(-100, 100, 4)`` to ``-33``/``33``, which silently moves grid points).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from larvastudy.engine import available_metrics, canonical
+from larvastudy.engine.setup import compile_sim
+from larvastudy.errors import SpecError
+from larvastudy.spec import paths
+from larvastudy.spec.presets import Tree, experiment_tree
+
+#: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
+MAX_SIMULATIONS = 100_000
+#: The trial parameter that numbers the replicates of a grid point.
+REPLICATE = "replicate"
+#: Names the exporter's table gives columns of its own; axis columns never shorten to them.
+RESERVED_COLUMNS = frozenset({REPLICATE, "seed", "grid_point", "error"})
+
+Scalar = int | float | str | bool
+
+_TOML_KEYS = ("name", "description", "experiment", "Nsims", "metrics", "seed", "sample", "fixed", "optimization")
+_OPTIMIZATION_KEYS = ("fit_par", "minimize", "absolute", "operator", "threshold", "max_Nsims", "operations")
+_LARVAWORLD_KEYS = ("exp", "exp_kws", "space_search", "id")
+_OPERATORS = ("mean", "std")
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """larvaworld's ``OptimizationOps``: which metric is the objective and how it is reduced.
+
+    ``threshold`` and ``max_Nsims`` are kept for reports only: a grid sweep always runs its whole grid.
+    """
+
+    fit_par: str | None = None
+    minimize: bool = True
+    absolute: bool = False
+    operator: str = "mean"
+    threshold: float | None = None
+    max_Nsims: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fit_par is not None and not isinstance(self.fit_par, str):
+            raise SpecError(f"optimization fit_par must be a metric name, got {self.fit_par!r}")
+        for name in ("minimize", "absolute"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(f"optimization {name} must be true or false, got {getattr(self, name)!r}")
+        if self.operator not in _OPERATORS:
+            raise SpecError(f"optimization operator must be one of {', '.join(_OPERATORS)}, got {self.operator!r}")
+        if self.threshold is not None and not _is_number(self.threshold):
+            raise SpecError(f"optimization threshold must be a number, got {self.threshold!r}")
+        if self.max_Nsims is not None and not (_is_int(self.max_Nsims) and self.max_Nsims >= 1):
+            raise SpecError(f"optimization max_Nsims must be a whole number >= 1, got {self.max_Nsims!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Optimization:
+        """From a TOML table or a larvaworld dict (older ``operations = {mean, std, abs}`` included)."""
+        _check_keys("optimization", raw, _OPTIMIZATION_KEYS)
+        kwargs = {k: v for k, v in raw.items() if k != "operations"}
+        ops = raw.get("operations")
+        if ops is not None:
+            _check_keys("optimization operations", ops, ("mean", "std", "abs"))
+            kwargs.setdefault("absolute", bool(ops.get("abs", False)))
+            kwargs.setdefault("operator", "std" if ops.get("std") else "mean")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated parameter sweep: the Cartesian grid of ``sample`` × ``Nsims`` replicates."""
+
+    name: str
+    experiment: str
+    sample: dict[str, list]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    Nsims: int = 1
+    metrics: tuple[str, ...] = ()
+    optimization: Optimization | None = None
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError(f"the Batch name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.description, str):
+            raise SpecError(f"description must be a string, got {self.description!r}")
+        if not isinstance(self.experiment, str):
+            raise SpecError(f"experiment must be an experiment name, got {self.experiment!r}")
+        experiment_tree(self.experiment)
+        if not (_is_int(self.Nsims) and self.Nsims >= 1):
+            raise SpecError(f"Nsims must be a whole number >= 1, got {self.Nsims!r}")
+        if not (_is_int(self.seed) and self.seed >= 0):
+            raise SpecError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if not isinstance(self.sample, Mapping) or not isinstance(self.fixed, Mapping):
+            raise SpecError("sample and fixed must be tables of parameter: value")
+        optimization = self.optimization
+        if isinstance(optimization, Mapping):
+            optimization = Optimization.from_dict(optimization)
+        elif optimization is not None and not isinstance(optimization, Optimization):
+            raise SpecError(f"optimization must be a table, got {optimization!r}")
+        set_ = object.__setattr__  # frozen: normalise once, at construction
+        set_(self, "optimization", optimization)
+        set_(self, "sample", {str(axis): grid_values(str(axis), spec) for axis, spec in self.sample.items()})
+        set_(self, "fixed", copy.deepcopy({str(k): _plain(v) for k, v in self.fixed.items()}))
+        set_(self, "metrics", self._checked_metrics())
+        if self.objective_metric() not in self.metrics:
+            set_(self, "metrics", (*self.metrics, self.objective_metric()))
+        self._check_parameters()
+
+    # -- the grid ---------------------------------------------------------------------------------
+
+    def base_tree(self) -> Tree:
+        """The experiment's tree with ``fixed`` applied and the metrics to compute.
+
+        A SpecError if a fixed parameter exists only in a sampled model (then use :meth:`config`).
+        """
+        return self._tree({})
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid points in a stable order (the Cartesian product, last axis fastest)."""
+        return [dict(p) for p in self._points]
+
+    def config(self, point: Mapping[str, Any]) -> Tree:
+        """The resolved experiment tree of one grid point."""
+        return self._tree(point)
+
+    @property
+    def grid_size(self) -> int:
+        """Simulations in the sweep: grid points × ``Nsims``."""
+        return math.prod(len(v) for v in self.sample.values()) * self.Nsims
+
+    def check_size(self, allow_large: bool = False) -> None:
+        """Refuse sweeps above :data:`MAX_SIMULATIONS` unless ``allow_large``."""
+        if self.grid_size > MAX_SIMULATIONS and not allow_large:
+            raise SpecError(f"Batch {self.name!r} has {self.grid_size:,} simulations, more than "
+                            f"{MAX_SIMULATIONS:,}; confirm with --yes (allow_large=True) or shrink the grid")
+
+    # -- naming and the objective -----------------------------------------------------------------
+
+    def axis_columns(self) -> dict[str, str]:
+        """Each axis's column name: its last dotted part when that is unambiguous, else the axis."""
+        taken = set(RESERVED_COLUMNS) | set(self.metrics) | {f"{m}_std" for m in self.metrics}
+        shorts = {axis: axis.rsplit(".", 1)[-1] for axis in self.sample}
+        names = [*self.sample, *(short for axis, short in shorts.items() if short != axis)]
+        return {axis: short if short == axis or (names.count(short) == 1 and short not in taken) else axis
+                for axis, short in shorts.items()}
+
+    def objective_metric(self) -> str:
+        """``optimization.fit_par`` (canonical name) if set, else PI for PItest_*, else the first metric."""
+        if self.optimization is not None and self.optimization.fit_par is not None:
+            return canonical(self.optimization.fit_par)
+        if self.experiment.startswith("PItest"):
+            return "PI"
+        return self.metrics[0]
+
+    @property
+    def direction(self) -> str:
+        """'minimize' or 'maximize': ``optimization.minimize`` for a fit_par, PI is maximised."""
+        opt = self.optimization
+        if opt is not None and opt.fit_par is not None:
+            return "minimize" if opt.minimize else "maximize"
+        return "maximize" if self.objective_metric() in ("PI", "PI2") else "minimize"
+
+    # -- serialisation ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able definition; ``Batch.from_dict`` rebuilds an equal Batch."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "experiment": self.experiment,
+            "sample": copy.deepcopy(self.sample),
+            "fixed": copy.deepcopy(self.fixed),
+            "Nsims": self.Nsims,
+            "metrics": list(self.metrics),
+            "optimization": dataclasses.asdict(self.optimization) if self.optimization else None,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Batch:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{k: tuple(v) if k == "metrics" else v for k, v in data.items()})
+
+    # -- internals --------------------------------------------------------------------------------
+
+    @cached_property
+    def _experiment_tree(self) -> Tree:
+        tree = experiment_tree(self.experiment)
+        tree["metrics"] = list(self.metrics)
+        return tree
+
+    @cached_property
+    def _points(self) -> list[tuple[tuple[str, Any], ...]]:
+        axes = list(self.sample)
+        return [tuple(zip(axes, combo)) for combo in itertools.product(*self.sample.values())]
+
+    def _tree(self, point: Mapping[str, Any]) -> Tree:
+        # Fixed and sampled overrides go in together so that model replacements apply first.
+        return paths.apply_overrides(self._experiment_tree, {**self.fixed, **point})
+
+    def _checked_metrics(self) -> tuple[str, ...]:
+        """The metrics to compute (canonical names; the experiment's own list by default)."""
+        tree = experiment_tree(self.experiment)
+        wanted = list(self.metrics) if self.metrics else list(tree["metrics"])
+        fit_par = self.optimization.fit_par if self.optimization else None
+        allowed = available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
+        for what, name in [*(("metric", m) for m in wanted), ("optimization fit_par", fit_par)]:
+            if name is not None and (not isinstance(name, str) or canonical(name) not in allowed):
+                raise SpecError(f"unknown {what} {name!r} for experiment {self.experiment!r}; "
+                                f"available: {', '.join(allowed)}")
+        return tuple(dict.fromkeys(canonical(m) for m in wanted))
+
+    def _check_parameters(self) -> None:
+        """Resolve every override and compile one config per axis value, so errors surface now.
+
+        Each axis value is checked with the other axes at their first grid value (so a sampled
+        ``model`` is in place); combinations that only fail together fail their own trials at run time.
+        """
+        if REPLICATE in self.sample:
+            raise SpecError(f"{REPLICATE!r} is reserved for the replicate number; use Nsims")
+        both = sorted(set(self.sample) & set(self.fixed))
+        if both:
+            raise SpecError(f"{both[0]!r} is both sampled and fixed; keep it in one of them")
+        first = {axis: values[0] for axis, values in self.sample.items()}
+        context = _compile("", self._experiment_tree, {**self.fixed, **first})
+        owners: dict[str, str] = {}
+        for name in [*self.fixed, *self.sample]:
+            for path in paths.resolve(context, name):
+                if owners.setdefault(path, name) != name:
+                    raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
+        for axis, values in self.sample.items():
+            for value in values[1:]:
+                _compile(f"sample {axis!r} value {value!r}", self._experiment_tree,
+                         {**self.fixed, **first, axis: value})
+
+
+def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:
+    """``tree`` with ``overrides`` applied, after checking that the engine accepts it."""
+    try:
+        config = paths.apply_overrides(tree, overrides)
+        compile_sim(config, seed=0)
+    except SpecError as err:
+        raise SpecError(f"{where}: {err}" if where else str(err)) from None
+    return config
+
+
+# -- grid axes -------------------------------------------------------------------------------------
+
+
+def grid_values(axis: str, spec: Any) -> list[Scalar]:
+    """The values of one grid axis, from any of the accepted forms (see the module docstring)."""
+    spec = _plain(spec)
+    if isinstance(spec, Mapping):
+        spec = {k: v for k, v in spec.items() if v is not None}
+        if set(spec) == {"values"}:
+            values = spec["values"]
+        elif set(spec) == {"range", "Ngrid"}:
+            values = _linspace(axis, spec["range"], spec["Ngrid"])
+        elif "range" in spec and "Ngrid" not in spec:
+            raise SpecError(f"sample {axis!r}: a range needs Ngrid, e.g. {{range = [0.0, 1.0], Ngrid = 3}}")
+        else:
+            raise SpecError(f"sample {axis!r}: expected {{values = [...]}} or {{range = [lo, hi], Ngrid = n}}, "
+                            f"got keys {', '.join(map(str, spec)) or 'none'}")
+    elif isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], list):
+        values = _linspace(axis, spec[0], spec[1])  # larvaworld registry form [[lo, hi], Ngrid]
+    elif isinstance(spec, list):
+        values = spec
+    else:
+        raise SpecError(f"sample {axis!r}: expected a list of values or {{range = [lo, hi], Ngrid = n}}, "
+                        f"got {spec!r} (constants belong in fixed)")
+    return _checked_values(axis, values)
+
+
+def _linspace(axis: str, bounds: Any, ngrid: Any) -> list[Scalar]:
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+        raise SpecError(f"sample {axis!r}: range must be two numbers [lo, hi], got {bounds!r}")
+    if not (_is_int(ngrid) and ngrid >= 1):
+        raise SpecError(f"sample {axis!r}: Ngrid must be a whole number >= 1, got {ngrid!r}")
+    values = np.linspace(bounds[0], bounds[1], ngrid).tolist()
+    if all(_is_int(b) for b in bounds) and all(float(v).is_integer() for v in values):
+        return [int(v) for v in values]
+    return [float(v) for v in values]
+
+
+def _checked_values(axis: str, values: Any) -> list[Scalar]:
+    if not isinstance(values, list) or not values:
+        raise SpecError(f"sample {axis!r}: needs at least one value, got {values!r}")
+    kinds = set()
+    for value in values:
+        if isinstance(value, bool):
+            kinds.add("booleans")
+        elif _is_number(value):
+            if not math.isfinite(value):
+                raise SpecError(f"sample {axis!r}: values must be finite, got {value!r}")
+            kinds.add("numbers")
+        elif isinstance(value, str):
+            kinds.add("strings")
+        else:
+            raise SpecError(f"sample {axis!r}: values must be numbers, strings or booleans, got {value!r}")
+    if len(kinds) > 1:
+        raise SpecError(f"sample {axis!r}: values mix {' and '.join(sorted(kinds))}: {values!r}")
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise SpecError(f"sample {axis!r}: value {value!r} is listed twice")
+    return list(values)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays and tuples as plain Python values and lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_keys(where: str, raw: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where} must be a table, got {raw!r}")
+    unknown = [k for k in raw if k not in allowed]
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def list_batches() -> list[str]:
+    """Names of the Batches shipped in ``larvastudy/studies/``."""
+    return sorted(p.name[:-5] for p in _studies().iterdir() if p.name.endswith(".toml"))
+
+
+def load_batch(name_or_path: str | Path) -> Batch:
+    """A shipped Batch by name, or a Batch from a TOML file path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise SpecError(f"no such Batch file: {path}")
+        text, name, where = path.read_text(), path.stem, str(path)
+    else:
+        resource = _studies().joinpath(f"{name_or_path}.toml")
+        if not resource.is_file():
+            raise SpecError(f"unknown Batch {str(name_or_path)!r}; available: {', '.join(list_batches())} "
+                            "(or give the path of a .toml file)")
+        text, name, where = resource.read_text(), str(name_or_path), f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{where}: {err}") from None
+    _check_keys(where, data, _TOML_KEYS)
+    if "experiment" not in data:
+        raise SpecError(f"{where}: missing key 'experiment'")
+    try:
+        return Batch(**{"name": name, **data, "metrics": tuple(data.get("metrics", ()))})
+    except SpecError as err:
+        raise SpecError(f"{where}: {err}") from None
+
+
+def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
+                      fixed: Mapping[str, Any] | None = None, Nsims: int = 1,
+                      metrics: list[str] | tuple[str, ...] | None = None,
+                      optimization: Optimization | Mapping[str, Any] | None = None, name: str | None = None,
+                      seed: int = 0, **larvaworld_extras: Any) -> Batch:
+    """A Batch from ``BatchRun`` arguments, including larvaworld registry entries.
+
+    Accepted registry keys: ``exp`` (must name ``experiment``), ``exp_kws`` (larvaworld's enrichment
+    settings; larvastudy computes the Batch's metrics directly, so only ``enrichment`` and
+    ``experiment`` are accepted, and ignored), ``space_search`` (axes; constants go to ``fixed``) and
+    ``id`` (the name).
+    """
+    _check_keys("BatchRun arguments", larvaworld_extras, _LARVAWORLD_KEYS)
+    exp = larvaworld_extras.get("exp", experiment)
+    exp_kws = larvaworld_extras.get("exp_kws") or {}
+    _check_keys("exp_kws", exp_kws, ("enrichment", "experiment"))
+    for other in (exp, exp_kws.get("experiment", experiment)):
+        if other != experiment:
+            raise SpecError(f"experiment {experiment!r} disagrees with the registry entry's {other!r}")
+    axes = dict(sample or {})
+    consts = dict(fixed or {})
+    for axis, spec in (larvaworld_extras.get("space_search") or {}).items():
+        target = axes if isinstance(spec, (Mapping, list, tuple, np.ndarray)) else consts
+        if axis in target:
+            raise SpecError(f"{axis!r} is given twice (in sample/fixed and in space_search)")
+        target[axis] = spec
+    return Batch(name=name or larvaworld_extras.get("id") or experiment, experiment=experiment, sample=axes,
+                 fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()), optimization=optimization, seed=seed)
+
+
+def _studies():
+    return files("larvastudy").joinpath("studies")

@@ -1,0 +1,171 @@
+"""Batch definitions: the shipped studies, grid expansion, larvaworld compatibility, every validation error."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from larvastudy.errors import SpecError
+from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs, grid_values,
+                                   list_batches, load_batch)
+
+FAST = {"duration": 0.05}
+
+
+def test_shipped_batches_load():
+    assert set(list_batches()) >= {"PItest_off", "chemotaxis", "chemorbit", "patchy_food", "food_grid", "dish"}
+    for name in list_batches():
+        batch = load_batch(name)
+        assert batch.name == name and batch.metrics and batch.objective_metric() in batch.metrics
+
+
+def test_pitest_off_is_the_registry_grid():
+    batch = load_batch("PItest_off")
+    grid = np.linspace(-100, 100, 4).tolist()
+    assert batch.sample == {"gain_dict.CS": grid, "gain_dict.UCS": grid}
+    assert batch.grid_size == 16 and len(batch.points()) == 16
+    assert batch.points()[1] == {"gain_dict.CS": -100.0, "gain_dict.UCS": grid[1]}
+    assert {"PI", "PI2", "v_mu"} <= set(batch.metrics)
+    assert batch.axis_columns() == {"gain_dict.CS": "CS", "gain_dict.UCS": "UCS"}
+    assert (batch.objective_metric(), batch.direction) == ("PI", "maximize")
+    gains = batch.config(batch.points()[1])["larva_groups"]["navigator_x2"]["model"]["brain"]["olfactor"]["gain_dict"]
+    assert gains == {"CS": -100.0, "UCS": grid[1]}
+
+
+def test_registry_decisions_in_shipped_batches():
+    patchy = load_batch("patchy_food")
+    assert "feeder.freq" in patchy.sample and patchy.axis_columns()["feeder.freq"] == "freq"
+    assert patchy.optimization.fit_par == "ingested_food_volume"
+    assert (patchy.objective_metric(), patchy.direction) == ("amount_eaten", "maximize")
+    assert "EEB_decay" in load_batch("food_grid").sample
+    for name in ("chemotaxis", "chemorbit"):
+        batch = load_batch(name)
+        assert batch.sample["odor_layers[0].intensity"] == [300.0, 800.0, 1300.0]
+        assert (batch.objective_metric(), batch.direction) == ("final_dst_to_Source", "minimize")
+    dish = load_batch("dish")
+    assert dish.sample == {"Npoints": [5, 10, 15, 20, 25, 30]} and dish.Nsims == 20
+    assert dish.fixed == {"duration": 5.0, "model": "explorer"}
+
+
+@pytest.mark.parametrize("spec, values", [
+    ({"range": [0, 10], "Ngrid": 3}, [0, 5, 10]),
+    ({"range": [0, 10], "Ngrid": 4}, [0.0, 10 / 3, 20 / 3, 10.0]),
+    ({"range": [0.0, 1.0], "Ngrid": 1}, [0.0]),
+    ([[1, 3], 3], [1, 2, 3]),
+    ({"values": ["a", "b"], "range": None}, ["a", "b"]),
+    (np.array([1.5, 2.5]), [1.5, 2.5]),
+    ((True, False), [True, False]),
+])
+def test_grid_values(spec, values):
+    got = grid_values("x", spec)
+    assert got == values and [type(v) for v in got] == [type(v) for v in values]
+
+
+def test_kwargs_accept_a_larvaworld_registry_entry():
+    entry = {"exp": "PItest_off", "exp_kws": {"enrichment": {"proc_keys": ["PI"]}},
+             "space_search": {"gain_dict.CS": [[-100.0, 100.0], 2], "duration": 0.05},
+             "optimization": {"fit_par": None, "minimize": True, "absolute": False, "threshold": 0.001,
+                              "max_Nsims": 5, "operator": "mean"}}
+    batch = batch_from_kwargs("PItest_off", **entry)
+    assert batch.sample == {"gain_dict.CS": [-100.0, 100.0]} and batch.fixed == {"duration": 0.05}
+    assert batch.optimization == Optimization(threshold=0.001, max_Nsims=5)
+    assert (batch.name, batch.direction) == ("PItest_off", "maximize")
+    old = batch_from_kwargs("PItest_off", fixed=FAST, optimization={"fit_par": "PI2", "operations": {"abs": True}})
+    assert old.optimization == Optimization(fit_par="PI2", absolute=True)
+
+
+def test_config_applies_model_before_its_parameters_and_roundtrips():
+    batch = batch_from_kwargs("dish", sample={"model": ["navigator", "forager"]}, fixed={**FAST, "decay_coef": 0.3},
+                              name="models")
+    tree = batch.config({"model": "forager"})
+    model = tree["larva_groups"]["explorer"]["model"]
+    assert model["name"] == "forager" and model["brain"]["olfactor"]["decay_coef"] == 0.3
+    assert tree["metrics"] == list(batch.metrics) and tree["duration"] == 0.05
+    assert load_batch("dish").base_tree()["larva_groups"]["explorer"]["model"]["name"] == "explorer"
+    assert Batch.from_dict(batch.to_dict()) == batch
+    assert dataclasses.replace(batch, Nsims=3).grid_size == 6
+
+
+def test_axis_columns_keep_ambiguous_names():
+    batch = batch_from_kwargs("PItest_off", fixed=FAST, sample={
+        "odor_layers[0].intensity": [1.0], "odor_layers[1].intensity": [2.0], "gain_dict.CS": [1.0]})
+    assert batch.axis_columns() == {"odor_layers[0].intensity": "odor_layers[0].intensity",
+                                    "odor_layers[1].intensity": "odor_layers[1].intensity", "gain_dict.CS": "CS"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"experiment": "nope"}, "unknown experiment 'nope'"),
+    ({"experiment": "maze"}, "needs arena borders"),
+    ({"sample": {"gain_dict.XX": [1.0]}}, "unknown parameter 'gain_dict.XX'; did you mean"),
+    ({"sample": {"freq": [1.0]}, "experiment": "patchy_food"}, "ambiguous parameter 'freq'"),
+    ({"fixed": {"durashun": 1.0}}, "unknown parameter 'durashun'"),
+    ({"sample": {"gain_dict.CS": []}}, "needs at least one value"),
+    ({"sample": {"gain_dict.CS": 5.0}}, "constants belong in fixed"),
+    ({"sample": {"gain_dict.CS": {"range": [0.0, 1.0]}}}, "a range needs Ngrid"),
+    ({"sample": {"gain_dict.CS": {"range": [0.0, 1.0], "Ngrid": 0}}}, "Ngrid must be a whole number >= 1, got 0"),
+    ({"sample": {"gain_dict.CS": {"range": [0.0], "Ngrid": 2}}}, "range must be two numbers"),
+    ({"sample": {"gain_dict.CS": {"step": 1}}}, "got keys step"),
+    ({"sample": {"gain_dict.CS": [1.0, 1]}}, "value 1 is listed twice"),
+    ({"sample": {"gain_dict.CS": [1.0, "a"]}}, "values mix numbers and strings"),
+    ({"sample": {"gain_dict.CS": [[1.0]]}}, "values must be numbers, strings or booleans"),
+    ({"sample": {"gain_dict.CS": [float("nan")]}}, "values must be finite"),
+    ({"sample": {"gain_dict.CS": ["high"]}}, "gain_dict.CS takes a number, got 'high'"),
+    ({"sample": {"Npoints": [10, 2.5]}}, "distribution.N takes a whole number, got 2.5"),
+    ({"sample": {"EEB": [0.5, 1.5]}}, "sample 'EEB' value 1.5: "),
+    ({"sample": {"model": ["navigator_x2", "Levy"]}}, "model 'Levy' needs"),
+    ({"sample": {"crawler.freq": [1.0, 12.0]}}, "crawler.freq = 12.0 must be below 1/dt"),
+    ({"sample": {"replicate": [1]}}, "'replicate' is reserved"),
+    ({"sample": {"duration": [1.0]}, "fixed": {"duration": 1.0}}, "'duration' is both sampled and fixed"),
+    ({"sample": {"Npoints": [3], "distribution.N": [4]}}, "set the same parameter"),
+    ({"Nsims": 0}, "Nsims must be a whole number >= 1, got 0"),
+    ({"Nsims": 1.5}, "Nsims must be a whole number >= 1"),
+    ({"seed": -1}, "seed must be a whole number >= 0"),
+    ({"metrics": ["PI", "bogus"]}, "unknown metric 'bogus'"),
+    ({"optimization": {"fit_par": "bogus"}}, "unknown optimization fit_par 'bogus'"),
+    ({"optimization": {"operator": "median"}}, "operator must be one of mean, std"),
+    ({"optimization": {"minimise": True}}, "optimization: unknown key 'minimise'"),
+    ({"optimization": {"max_Nsims": 0}}, "max_Nsims must be a whole number >= 1"),
+    ({"exp": "dish"}, "disagrees with the registry entry's 'dish'"),
+    ({"space_kws": {"n": 3}}, "unknown key 'space_kws'"),
+    ({"exp_kws": {"duration": 3}}, "exp_kws: unknown key 'duration'"),
+    ({"sample": {"gain_dict.CS": [1.0]}, "space_search": {"gain_dict.CS": [2.0]}}, "is given twice"),
+])
+def test_validation_errors_are_one_line(kwargs, message):
+    kwargs = {"experiment": "PItest_off", "fixed": FAST, **kwargs}
+    with pytest.raises(SpecError) as err:
+        batch_from_kwargs(**kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_size_limit_needs_allow_large():
+    batch = batch_from_kwargs("dish", fixed=FAST, Nsims=MAX_SIMULATIONS + 1)
+    with pytest.raises(SpecError, match="confirm with --yes"):
+        batch.check_size()
+    batch.check_size(allow_large=True)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('experiment = "dish"\n[sample]\nNpoints = [3, 4]\n[fixed]\nduration = 0.05\n', None),
+    ('experiment = "dish"\nsample = [', "custom.toml: "),
+    ('experiment = "dish"\nNsim = 3\n', "custom.toml: unknown key 'Nsim'; allowed: name"),
+    ('Nsims = 3\n', "custom.toml: missing key 'experiment'"),
+    ('experiment = "dish"\n[sample]\nNpoints = { range = [1, 3], Ngrid = 0 }\n', "custom.toml: sample 'Npoints'"),
+])
+def test_load_batch_from_a_file(tmp_path, text, message):
+    path = tmp_path / "custom.toml"
+    path.write_text(text)
+    if message is None:
+        batch = load_batch(str(path))
+        assert (batch.name, batch.sample, batch.grid_size) == ("custom", {"Npoints": [3, 4]}, 2)
+    else:
+        with pytest.raises(SpecError, match=message.replace("[", r"\[")):
+            load_batch(path)
+
+
+def test_load_batch_unknown_name_or_file(tmp_path):
+    with pytest.raises(SpecError, match="unknown Batch 'PItest_of'; available: .*PItest_off"):
+        load_batch("PItest_of")
+    with pytest.raises(SpecError, match="no such Batch file"):
+        load_batch(tmp_path / "missing.toml")
