@@ -1,0 +1,96 @@
+"""Worker processes that stay up for a whole sweep, each fed engine-call chunks as it finishes them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import sys
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime
+
+from larvastudy.execution.worker import worker_main
+from larvastudy.spec.batch import Batch
+from larvastudy.study.records import Outcome, Task
+
+#: Seconds to wait for a result before checking whether a worker died.
+POLL = 0.5
+#: Chunks queued per worker: one running, one waiting, so a worker never idles while the parent writes.
+DEPTH = 2
+#: "fork" on Linux: workers start in milliseconds with the engine already imported, and scripts
+#: without an ``if __name__ == "__main__"`` guard (like the Batch page's examples) still work, where
+#: spawn and forkserver re-import the user's script. Workers never touch the parent's storage
+#: connections and are stopped with SIGTERM, so no inherited SQLAlchemy connection is ever used or
+#: closed in a child. Elsewhere fork is unsafe (macOS) or absent (Windows): spawn.
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+
+
+class WorkerPool:
+    """``n`` worker processes for one Batch; use as a context manager (leaving it stops them)."""
+
+    def __init__(self, batch: Batch, n: int):
+        ctx = multiprocessing.get_context(START_METHOD)
+        self._results = ctx.Queue()
+        self._inboxes = [ctx.Queue() for _ in range(n)]
+        self._procs = [ctx.Process(target=worker_main, daemon=True, name=f"larvastudy-worker-{i}",
+                                   args=(batch, inbox, self._results, i, os.getpid()))
+                       for i, inbox in enumerate(self._inboxes)]
+        self._queued: list[deque[list[Task]]] = [deque() for _ in range(n)]
+        for inbox in self._inboxes:
+            inbox.cancel_join_thread()  # chunks left unread by a stopped worker must not block exit
+        for proc in self._procs:
+            proc.start()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.terminate()
+
+    def run(self, chunks: list[list[Task]]) -> Iterator[list[Outcome]]:
+        """Outcomes of each chunk as it finishes; a chunk counts as in flight until the caller resumes."""
+        todo = deque(chunks)
+        for depth in range(1, DEPTH + 1):  # round-robin, so every worker starts at once
+            for worker in range(len(self._procs)):
+                self._feed(worker, todo, depth)
+        while any(self._queued):
+            try:
+                worker, outcomes = self._results.get(timeout=POLL)
+            except queue.Empty:
+                yield from self._reap(todo)
+                continue
+            yield outcomes
+            self._queued[worker].popleft()
+            self._feed(worker, todo)
+
+    def in_flight(self) -> list[Task]:
+        """Tasks handed to workers (running or queued) whose outcomes the caller has not taken yet."""
+        return [task for chunks in self._queued for tasks in chunks for task in tasks]
+
+    def terminate(self) -> None:
+        """Stop every worker now."""
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs:
+            proc.join()
+
+    def _feed(self, worker: int, todo: deque[list[Task]], depth: int = DEPTH) -> None:
+        while todo and len(self._queued[worker]) < depth and self._procs[worker].is_alive():
+            self._queued[worker].append(todo.popleft())
+            self._inboxes[worker].put(self._queued[worker][-1])
+
+    def _reap(self, todo: deque[list[Task]]) -> Iterator[list[Outcome]]:
+        """Fail the chunks of workers that died (e.g. killed for memory); the rest carry on without them."""
+        for worker, proc in enumerate(self._procs):
+            if proc.is_alive() or not self._queued[worker]:
+                continue
+            error = f"worker process died (exit code {proc.exitcode})"
+            lost = list(self._queued[worker])
+            if not any(p.is_alive() for p in self._procs):
+                lost += list(todo)
+                todo.clear()
+            now = datetime.now()
+            yield [Outcome(task, {}, None, error, now, now) for tasks in lost for task in tasks]
+            self._queued[worker].clear()

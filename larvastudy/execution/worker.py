@@ -1,0 +1,62 @@
+"""Worker side: run a chunk of simulations in one engine call and reduce each to metrics and an objective."""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from larvastudy.engine import SimResult, simulate_many
+from larvastudy.spec.batch import Batch, Optimization
+from larvastudy.study.records import Outcome, Task
+
+#: Seconds between checks, while idle, that the parent process is still alive.
+PARENT_CHECK = 1.0
+
+
+def objective(batch: Batch, result: SimResult) -> float:
+    """The objective metric reduced over larvae as ``batch.optimization`` says (absolute, mean or std)."""
+    opt = batch.optimization or Optimization()
+    values = result.per_larva[batch.objective_metric()]
+    if opt.absolute:
+        values = np.abs(values)
+    return float(np.std(values) if opt.operator == "std" else np.mean(values))
+
+
+def run_chunk(batch: Batch, points: list[dict[str, Any]], tasks: list[Task]) -> list[Outcome]:
+    """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial."""
+    started = datetime.now()
+    try:
+        results = simulate_many([(batch.config(points[t.point]), t.seed) for t in tasks])
+    except Exception as exc:  # any engine error becomes the trial's recorded error
+        if len(tasks) > 1:
+            return [outcome for task in tasks for outcome in run_chunk(batch, points, [task])]
+        return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
+    finished = datetime.now()
+    return [_outcome(batch, task, result, started, finished) for task, result in zip(tasks, results)]
+
+
+def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, finished: datetime) -> Outcome:
+    value = objective(batch, result)
+    error = None if math.isfinite(value) else f"objective {batch.objective_metric()} is {value}"
+    return Outcome(task, result.summary(), value, error, started, finished)
+
+
+def worker_main(batch: Batch, inbox: Any, results: Any, worker_id: int, parent_pid: int) -> None:
+    """Process entry point: run the chunks put in ``inbox``, put ``(worker_id, outcomes)`` in ``results``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
+    results.cancel_join_thread()  # never block at exit on a parent that is gone
+    points = batch.points()
+    while True:
+        try:
+            tasks = inbox.get(timeout=PARENT_CHECK)
+        except queue.Empty:
+            if os.getppid() != parent_pid:  # the parent was killed: do not linger as an orphan
+                os._exit(0)  # skip interpreter cleanup: a lock inherited from another parent thread could hang it
+            continue
+        results.put((worker_id, run_chunk(batch, points, tasks)))

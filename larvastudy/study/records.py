@@ -1,0 +1,124 @@
+"""Finished simulations as Optuna trials, and writing many of them in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import optuna
+from optuna.distributions import distribution_to_json
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import func, insert
+
+from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.study.grid import distributions, grid_ids, search_space
+
+
+@dataclass(frozen=True)
+class Task:
+    """One simulation of the sweep: grid point ``point`` (index into ``Batch.points()``), replicate, seed."""
+
+    point: int
+    replicate: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one simulation gave: metric means and stds, the objective value, or an error."""
+
+    task: Task
+    metrics: dict[str, float]
+    value: float | None
+    error: str | None
+    started: datetime
+    finished: datetime
+
+
+class TrialFactory:
+    """Turns outcomes of one Batch into FrozenTrials in the layout the exporter reads.
+
+    COMPLETE trials carry GridSampler's ``search_space``/``grid_id`` system attributes. FAIL trials
+    do not, so that GridSampler, unlike with its own failed trials (optuna#4721), still sees their
+    grid point as unvisited.
+    """
+
+    def __init__(self, batch: Batch):
+        self._points = batch.points()
+        self._space = search_space(batch)
+        self._dists = distributions(batch)
+        self._grid_ids = grid_ids(batch)
+
+    def trial(self, outcome: Outcome) -> FrozenTrial:
+        task = outcome.task
+        user_attrs = {**outcome.metrics, "seed": task.seed, "grid_point": task.point}
+        system_attrs = {}
+        if outcome.error is None:
+            state = TrialState.COMPLETE
+            system_attrs = {"search_space": self._space, "grid_id": int(self._grid_ids[task.point, task.replicate])}
+        else:
+            state = TrialState.FAIL
+            user_attrs["error"] = outcome.error
+        return FrozenTrial(
+            number=-1, trial_id=-1, state=state, value=outcome.value if outcome.error is None else None,
+            values=None, datetime_start=outcome.started, datetime_complete=outcome.finished,
+            params={**self._points[task.point], REPLICATE: task.replicate}, distributions=self._dists,
+            user_attrs=user_attrs, system_attrs=system_attrs, intermediate_values={},
+        )
+
+
+def add_trials(storage: optuna.storages.RDBStorage, study_id: int, trials: Sequence[FrozenTrial]) -> None:
+    """Insert finished ``trials`` into a study in one transaction.
+
+    Uses RDBStorage's tables (Optuna internals, pinned by ``optuna<6``) on purpose: ``Study.add_trial``
+    issues a SELECT and an upsert per attribute, about 23 ms of parent CPU per trial with 16 metrics,
+    which on two cores steals much of the workers' time; bulk-inserting the fresh rows costs about
+    0.4 ms per trial. Trial numbers follow Optuna's rule (trials of the study with a smaller id).
+    The tests check that the result reads back exactly like ``Study.add_trial``'s.
+    """
+    if not trials:
+        return
+    from optuna.storages._rdb import models  # internal, see above
+
+    session = storage.scoped_session()
+    try:
+        rows = [models.TrialModel(study_id=study_id, number=None, state=t.state, datetime_start=t.datetime_start,
+                                  datetime_complete=t.datetime_complete) for t in trials]
+        session.add_all(rows)
+        session.flush()
+        first = (session.query(func.count(models.TrialModel.trial_id))
+                 .filter(models.TrialModel.study_id == study_id, models.TrialModel.trial_id < rows[0].trial_id)
+                 .scalar())
+        for number, row in enumerate(rows, start=first):
+            row.number = number
+        for model, values in _children(models, [row.trial_id for row in rows], trials).items():
+            if values:
+                session.execute(insert(model), values)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> dict[type, list[dict]]:
+    """The rows of the value, param and attribute tables, per table."""
+    tables: dict[type, list[dict]] = {models.TrialValueModel: [], models.TrialParamModel: [],
+                                      models.TrialUserAttributeModel: [], models.TrialSystemAttributeModel: []}
+    for trial_id, trial in zip(trial_ids, trials):
+        if trial.value is not None:
+            stored, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
+            tables[models.TrialValueModel].append(
+                {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": kind})
+        for name, value in trial.params.items():
+            dist = trial.distributions[name]
+            tables[models.TrialParamModel].append(
+                {"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
+                 "distribution_json": distribution_to_json(dist)})
+        for model, attrs in ((models.TrialUserAttributeModel, trial.user_attrs),
+                             (models.TrialSystemAttributeModel, trial.system_attrs)):
+            tables[model] += [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+    return tables

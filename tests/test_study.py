@@ -1,0 +1,114 @@
+"""The Optuna side: GridSampler-compatible trials, the bulk trial writer, storage and study identity."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import sqlite3
+
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.trial import TrialState
+
+from larvastudy.errors import SpecError
+from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
+from larvastudy.study import (Outcome, Task, TrialFactory, add_trials, grid_ids, grid_sampler, load_study,
+                              open_storage, open_study, search_space, storage_url)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+AXES = {"gain_dict.CS": [-1.0, 0.5, 2.0], "gain_dict.UCS": [3, 4, 5], "model": ["navigator_x2", "forager_x2"]}
+
+
+def small_batch(**changes):
+    kwargs = {"experiment": "PItest_off", "sample": {"gain_dict.CS": [1.0, 2.0]}, "fixed": {"duration": 0.05},
+              "Nsims": 2, "name": "small", **changes}
+    return batch_from_kwargs(**kwargs)
+
+
+@settings(max_examples=15, deadline=None)
+@given(axes=st.lists(st.sampled_from(sorted(AXES)), unique=True, max_size=3),
+       sizes=st.lists(st.integers(1, 3), min_size=3, max_size=3), nsims=st.integers(1, 3), seed=st.integers(0, 99))
+def test_grid_ids_are_gridsamplers(axes, sizes, nsims, seed):
+    batch = small_batch(sample={a: AXES[a][:n] for a, n in zip(axes, sizes)}, Nsims=nsims, seed=seed)
+    study = optuna.create_study(sampler=grid_sampler(batch))
+    study.optimize(lambda t: [t.suggest_categorical(k, v) for k, v in search_space(batch).items()] and 0.0,
+                   n_trials=batch.grid_size)
+    by_id = {t.system_attrs["grid_id"]: t.params for t in study.trials}
+    ids = grid_ids(batch)
+    for i, point in enumerate(batch.points()):
+        for r in range(nsims):
+            assert by_id[ids[i, r]] == {**point, REPLICATE: r}
+
+
+def outcome(point: int, replicate: int, error: str | None = None) -> Outcome:
+    start = datetime.datetime(2025, 1, 2, 3, 4, 5)
+    metrics = {"PI": 0.25 * point, "PI_std": 0.5, "v_mu": float("nan")}
+    return Outcome(Task(point, replicate, 1000 + point), metrics, None if error else 0.25 * point, error,
+                   start, start + datetime.timedelta(seconds=2))
+
+
+def test_bulk_writer_reads_back_like_add_trial(tmp_path):
+    batch = small_batch()
+    rdb = open_storage(storage_url(tmp_path / "s.db"))
+    factory = TrialFactory(batch)
+    trials = [factory.trial(outcome(0, 1)), factory.trial(outcome(1, 0, error="ValueError: boom")),
+              factory.trial(outcome(1, 1))]
+    ours = optuna.create_study(study_name="bulk", storage=rdb, direction="maximize")
+    ref = optuna.create_study(study_name="ref", storage=rdb, direction="maximize")
+    add_trials(rdb, rdb.get_study_id_from_name("bulk"), trials[:1])
+    add_trials(rdb, rdb.get_study_id_from_name("bulk"), trials[1:])
+    for trial in trials:
+        ref.add_trial(trial)
+    fields = ("number", "state", "value", "params", "distributions", "system_attrs", "datetime_start",
+              "datetime_complete")
+    for a, b in zip(ours.get_trials(), ref.get_trials(), strict=True):
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        assert a.user_attrs.keys() == b.user_attrs.keys() and a.user_attrs["PI"] == b.user_attrs["PI"]
+    first, failed = ours.trials[0], ours.trials[1]
+    assert first.params == {"gain_dict.CS": 1.0, REPLICATE: 1} and first.user_attrs["seed"] == 1000
+    assert first.system_attrs == {"search_space": search_space(batch), "grid_id": int(grid_ids(batch)[0, 1])}
+    assert failed.state == TrialState.FAIL and failed.user_attrs["error"] == "ValueError: boom"
+    assert failed.system_attrs == {} and failed.user_attrs["grid_point"] == 1
+
+
+def test_open_study_refuses_a_changed_definition(tmp_path):
+    rdb = open_storage(storage_url(tmp_path / "s.db"))
+    batch = small_batch()
+    study = open_study(batch, rdb, "small")
+    assert study.user_attrs["batch"] == batch.to_dict() and study.direction.name == "MAXIMIZE"
+    open_study(dataclasses.replace(batch, description="same sweep, other words"), rdb, "small")
+    for changes, field in [({"sample": {"gain_dict.CS": [1.0, 3.0]}}, "sample"), ({"Nsims": 3}, "Nsims"),
+                           ({"fixed": {"duration": 0.1}}, "fixed"), ({"seed": 1}, "seed"),
+                           ({"experiment": "dish", "sample": {"Npoints": [1]}}, "experiment, sample, metrics")]:
+        with pytest.raises(SpecError, match=f"made with a different {field}; use another study name"):
+            open_study(small_batch(**changes), rdb, "small")
+    open_study(small_batch(Nsims=3), rdb, "small-3")
+    assert load_study(rdb, "small")[1] == batch
+
+
+def test_studies_not_made_by_larvastudy(tmp_path):
+    rdb = open_storage(storage_url(tmp_path / "s.db"))
+    optuna.create_study(study_name="foreign", storage=rdb).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(SpecError, match="'foreign' .* was not made by larvastudy"):
+        open_study(small_batch(), rdb, "foreign")
+    optuna.create_study(study_name="empty", storage=rdb)
+    assert open_study(small_batch(), rdb, "empty").user_attrs["batch"]["name"] == "small"
+    with pytest.raises(SpecError, match="no larvastudy study 'missing'"):
+        load_study(rdb, "missing")
+
+
+def test_storage_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LARVASTUDY_STORAGE", raising=False)
+    assert storage_url() == f"sqlite:///{tmp_path}/storage/larvastudy.db"
+    assert storage_url("x.db") == f"sqlite:///{tmp_path}/x.db"
+    assert storage_url("postgresql://u:pw@host/db") == "postgresql://u:pw@host/db"
+    monkeypatch.setenv("LARVASTUDY_STORAGE", "sqlite:///env.db")
+    assert storage_url() == "sqlite:///env.db"
+    with pytest.raises(SpecError, match="invalid storage URL"):
+        storage_url("not a url://")
+    open_storage(storage_url("deep/er/s.db"))
+    with sqlite3.connect(tmp_path / "deep/er/s.db") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
