@@ -1,0 +1,7 @@
+"""Exports of a Batch study: larvaworld's par_df, summary statistics, figures and stored tables."""
+
+from larvastudy.export.figures import make_figures
+from larvastudy.export.par_df import build_par_df, summary_df
+from larvastudy.export.store import export_study
+
+__all__ = ["build_par_df", "summary_df", "make_figures", "export_study"]

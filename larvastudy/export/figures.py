@@ -1,0 +1,207 @@
+"""Figures of a Batch's par_df: sensitivity lines, heatmaps, box plots and larvaworld's PI heatmap.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state, never shown); saving
+them renders with Agg. Only sampled parameters with more than one value count as axes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from functools import partial
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Patch
+
+from larvastudy.export.par_df import completed, mean_table, pi_table, summary_df
+
+#: Units of the engine's metrics (lengths in mm, speeds in mm/s); unlisted ones are dimensionless.
+UNITS = {"v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "dsp_0_40": "mm", "dsp_0_60": "mm"}
+#: Preference indices, in [-1, 1]: drawn with a diverging colormap centred at 0.
+DIVERGING = ("PI", "PI2")
+_FIGSIZE = (6.4, 4.4)
+
+
+def metric_label(metric: str) -> str:
+    """``metric (unit)``, e.g. ``v_mu (mm/s)``; distances to a source are in mm."""
+    unit = UNITS.get(metric) or ("mm" if re.match(r"(final|mean)_dst_to_", metric) else None)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def make_figures(par_df: pd.DataFrame, batch: Any) -> dict[str, Figure]:
+    """Figures keyed by a file-name-safe name, ``<metric>_<kind>``, plus ``PI_heatmap`` for PItest.
+
+    Kinds: one numeric axis, ``line`` (mean and 95 % CI over replicates, replicates as points);
+    two, ``heatmap`` (mean over replicates); more, ``pairwise`` (marginal-mean heatmaps of every pair);
+    a categorical axis, ``boxplot`` (a second axis as groups).
+    """
+    done = completed(par_df)
+    if done.empty:
+        return {}
+    figs: dict[str, Figure] = {}
+    pi = pi_table(par_df, batch)
+    if pi is not None:
+        figs["PI_heatmap"] = _pi_heatmap(pi, batch)
+    drawer = _drawer(done, varying_axes(batch), batch)
+    if drawer is None:
+        return figs
+    kind, draw = drawer
+    for metric in batch.metrics:
+        key = re.sub(r"[^\w.-]+", "_", f"{metric}_{kind}")
+        if key not in figs:
+            figs[key] = draw(metric)
+    return figs
+
+
+def _drawer(done: pd.DataFrame, axes: list[str], batch: Any) -> tuple[str, Callable[[str], Figure]] | None:
+    """The figure kind for these axes and its drawing function of a metric."""
+    categorical = [col for col in axes if _is_categorical(done[col])]
+    if categorical:
+        return "boxplot", partial(_boxplot, done, categorical[0], axes, batch)
+    if len(axes) == 1:
+        return "line", partial(_line, done, summary_df(done, batch), axes[0], batch)
+    if len(axes) == 2:
+        return "heatmap", partial(_heatmap, done, axes, batch)
+    if axes:
+        return "pairwise", partial(_pairwise, done, axes, batch)
+    return None
+
+
+def varying_axes(batch: Any) -> list[str]:
+    """par_df columns of the sampled parameters that take more than one value, in sample order."""
+    columns = batch.axis_columns()
+    return [columns[axis] for axis, values in batch.sample.items() if len(set(values)) > 1]
+
+
+def _is_categorical(values: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+
+
+def _levels(values: pd.Series) -> list:
+    """Distinct values: sorted if numeric, else in grid order."""
+    return sorted(values.unique()) if not _is_categorical(values) else list(pd.unique(values))
+
+
+def _fmt(value: Any) -> str:
+    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return f"{value:.4g}" if numeric else str(value)
+
+
+def _new(title: str, figsize: tuple[float, float] = _FIGSIZE) -> Figure:
+    fig = Figure(figsize=figsize, layout="constrained")
+    fig.suptitle(title)
+    return fig
+
+
+def _line(done: pd.DataFrame, summary: pd.DataFrame, col: str, batch: Any, metric: str) -> Figure:
+    fig = _new(f"{batch.name}: {metric} vs {col}")
+    ax = fig.add_subplot()
+    stats = summary[summary["metric"] == metric].sort_values(col)
+    ax.plot(done[col], done[metric], ".", color="0.55", alpha=0.6, label="replicates")
+    ax.errorbar(stats[col], stats["mean"], capsize=3, marker="o", label="mean ± 95 % CI",
+                yerr=[stats["mean"] - stats["ci95_low"], stats["ci95_high"] - stats["mean"]])
+    ax.set(xlabel=col, ylabel=metric_label(metric))
+    ax.legend(frameon=False)
+    return fig
+
+
+def _heatmap(done: pd.DataFrame, axes: list[str], batch: Any, metric: str) -> Figure:
+    table = mean_table(done, axes[0], axes[1], metric)
+    fig = _new(f"{batch.name}: {metric}, mean over replicates", _heatmap_size(table))
+    _colorbar(fig, _draw_heatmap(fig.add_subplot(), table, metric), metric)
+    return fig
+
+
+def _pi_heatmap(table: pd.DataFrame, batch: Any) -> Figure:
+    fig = _new(f"{batch.name}: preference index, mean over replicates", _heatmap_size(table))
+    ax = fig.add_subplot()
+    image = _draw_heatmap(ax, table, "PI")
+    ax.set(xlabel="UCS gain", ylabel="CS gain")
+    _colorbar(fig, image, "PI", "PI (+1: all larvae on the CS side)")
+    return fig
+
+
+def _pairwise(done: pd.DataFrame, axes: list[str], batch: Any, metric: str) -> Figure:
+    pairs = list(combinations(axes, 2))
+    ncols = min(3, len(pairs))
+    nrows = math.ceil(len(pairs) / ncols)
+    fig = _new(f"{batch.name}: {metric}, marginal means", (4.4 * ncols, 3.8 * nrows))
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    tables = [mean_table(done, row, col, metric) for row, col in pairs]
+    norm = _norm(metric, np.concatenate([t.to_numpy(float).ravel() for t in tables]))
+    for ax, table in zip(grid, tables):
+        image = _draw_heatmap(ax, table, metric, norm)
+    for ax in grid[len(pairs):]:
+        ax.set_axis_off()
+    _colorbar(fig, image, metric, ax=grid[:len(pairs)].tolist())
+    return fig
+
+
+def _boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str) -> Figure:
+    others = [col for col in axes if col != x]
+    hue = others[0] if others else None
+    pooled = f" (pooled over {', '.join(others[1:])})" if others[1:] else ""
+    fig = _new(f"{batch.name}: {metric} by {x}{pooled}")
+    ax = fig.add_subplot()
+    cats = _levels(done[x])
+    groups = _levels(done[hue]) if hue else [None]
+    width = 0.8 / len(groups)
+    colors = colormaps["tab10"].colors
+    for j, group in enumerate(groups):
+        rows = done if hue is None else done[done[hue] == group]
+        data = [rows.loc[rows[x] == cat, metric].dropna().to_numpy() for cat in cats]
+        positions = np.arange(len(cats)) - 0.4 + width * (j + 0.5)
+        boxes = ax.boxplot(data, positions=positions, widths=0.85 * width, patch_artist=True,
+                           manage_ticks=False, medianprops={"color": "black"})
+        for patch in boxes["boxes"]:
+            patch.set(facecolor=colors[j % len(colors)], alpha=0.75)
+        for pos, values in zip(positions, data):
+            ax.plot(np.full(len(values), pos), values, ".", color="0.25", alpha=0.6)
+    ax.set_xticks(range(len(cats)), [_fmt(cat) for cat in cats])
+    ax.set(xlabel=x, ylabel=metric_label(metric))
+    if hue:
+        handles = [Patch(facecolor=colors[j % len(colors)], alpha=0.75) for j in range(len(groups))]
+        ax.legend(handles, [_fmt(g) for g in groups], title=hue, frameon=False)
+    return fig
+
+
+def _heatmap_size(table: pd.DataFrame) -> tuple[float, float]:
+    return 2.8 + 0.75 * max(len(table.columns), 3), 1.6 + 0.6 * max(len(table.index), 3)
+
+
+def _norm(metric: str, values: np.ndarray) -> Normalize:
+    if metric in DIVERGING:
+        return Normalize(-1.0, 1.0)
+    finite = values[np.isfinite(values)]
+    return Normalize(finite.min(), finite.max()) if finite.size else Normalize()
+
+
+def _draw_heatmap(ax: Axes, table: pd.DataFrame, metric: str, norm: Normalize | None = None) -> AxesImage:
+    """Cells of ``table`` (rows upward), each annotated with its value."""
+    values = table.to_numpy(float)
+    norm = norm or _norm(metric, values.ravel())
+    cmap = colormaps["RdBu_r" if metric in DIVERGING else "viridis"]
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    ax.set_xticks(range(len(table.columns)), [_fmt(v) for v in table.columns])
+    ax.set_yticks(range(len(table.index)), [_fmt(v) for v in table.index])
+    ax.set(xlabel=table.columns.name, ylabel=table.index.name)
+    size = max(6.0, 10.0 - 0.4 * max(values.shape))
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            r, g, b, _ = cmap(norm(value))
+            color = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
+            ax.text(j, i, f"{value:.3g}", ha="center", va="center", color=color, fontsize=size)
+    return image
+
+
+def _colorbar(fig: Figure, image: AxesImage, metric: str, label: str | None = None, **kwargs: Any) -> None:
+    fig.colorbar(image, label=label or metric_label(metric), **kwargs)

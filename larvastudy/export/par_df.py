@@ -1,0 +1,107 @@
+"""Tables of a Batch study: larvaworld's ``par_df`` (one row per simulation), its summary, PI table.
+
+Trials follow the study layer's contract: ``params`` hold each axis and ``replicate``; ``user_attrs``
+hold ``grid_point``, ``seed``, every metric's mean over larvae, ``<metric>_std`` and, on FAIL, ``error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+from scipy import stats
+
+#: Columns after the sampled parameters and the metrics.
+RUN_COLUMNS = ("trial", "state", "duration_s", "error")
+
+
+def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
+    """One row per simulation, sorted by grid point then replicate.
+
+    A (grid point, replicate) with a COMPLETE trial contributes exactly that trial, so a resumed
+    sweep's table equals an uninterrupted one's (up to ``trial`` and ``duration_s``). One that never
+    completed contributes its latest FAIL trial, so failures stay visible. Trials without a grid
+    point or replicate (failed before the study layer recorded them) have nothing to report.
+    """
+    chosen: dict[tuple[int, int], FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if "grid_point" not in trial.user_attrs or "replicate" not in trial.params:
+            continue
+        key = (trial.user_attrs["grid_point"], trial.params["replicate"])
+        if key not in chosen or _rank(trial) > _rank(chosen[key]):
+            chosen[key] = trial
+    axes = batch.axis_columns()
+    metrics = [col for metric in batch.metrics for col in (metric, f"{metric}_std")]
+    rows = [_row(chosen[key], axes, metrics) for key in sorted(chosen)]
+    df = pd.DataFrame(rows, columns=[*axes.values(), "replicate", "seed", *metrics, *RUN_COLUMNS])
+    return df.astype({"replicate": int, "seed": "Int64", "trial": int, "duration_s": float,
+                      "state": "str", "error": "str", **dict.fromkeys(metrics, float)})
+
+
+def _rank(trial: FrozenTrial) -> tuple[bool, int]:
+    return trial.state == TrialState.COMPLETE, trial.number
+
+
+def _row(trial: FrozenTrial, axes: dict[str, str], metrics: list[str]) -> dict[str, Any]:
+    attrs, duration = trial.user_attrs, trial.duration
+    return {
+        **{col: trial.params.get(axis) for axis, col in axes.items()},
+        "replicate": trial.params["replicate"],
+        "seed": attrs.get("seed"),
+        **{col: attrs.get(col) for col in metrics},
+        "trial": trial.number,
+        "state": trial.state.name,
+        "duration_s": None if duration is None else duration.total_seconds(),
+        "error": attrs.get("error"),
+    }
+
+
+def completed(par_df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of simulations that completed."""
+    return par_df[par_df["state"] == TrialState.COMPLETE.name]
+
+
+def summary_df(par_df: pd.DataFrame, batch: Any) -> pd.DataFrame:
+    """Per metric and grid point (completed runs): n, mean, std, sem and the 95 % t interval.
+
+    Rows are ordered by metric, then grid point. ``std``, ``sem`` and the interval are NaN for n < 2.
+    """
+    axes = list(batch.axis_columns().values())
+    long = completed(par_df).melt(id_vars=axes, value_vars=list(batch.metrics), var_name="metric")
+    out = (long.groupby(["metric", *axes], sort=False, dropna=False)["value"]
+           .agg(n="count", mean="mean", std="std").reset_index())
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    half = stats.t.ppf(0.975, out["n"] - 1) * out["sem"]
+    out["ci95_low"], out["ci95_high"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def mean_table(par_df: pd.DataFrame, rows: str, columns: str, metric: str) -> pd.DataFrame:
+    """Mean of ``metric`` over completed runs per (``rows``, ``columns``) value: replicates and any
+    other axis are averaged over (marginal means)."""
+    return completed(par_df).pivot_table(index=rows, columns=columns, values=metric,
+                                         aggfunc="mean", dropna=False)
+
+
+def _pi_axes(batch: Any) -> tuple[str, str] | None:
+    """The par_df columns of the CS and UCS olfactor-gain axes (``...gain_dict.CS``, ``...UCS``) of a
+    PItest batch with a PI metric, else None."""
+    if not batch.experiment.startswith("PItest") or "PI" not in batch.metrics:
+        return None
+    by_leaf = {axis.rsplit(".", 1)[-1]: col for axis, col in batch.axis_columns().items()}
+    if "CS" not in by_leaf or "UCS" not in by_leaf:
+        return None
+    return by_leaf["CS"], by_leaf["UCS"]
+
+
+def pi_table(par_df: pd.DataFrame, batch: Any) -> pd.DataFrame | None:
+    """larvaworld's PI heatmap table (``PIs.csv``): mean PI, rows CS gain, columns UCS gain."""
+    axes = _pi_axes(batch)
+    if axes is None:
+        return None
+    table = mean_table(par_df, *axes, "PI")
+    table.index.name, table.columns.name = "CS_gain", "UCS_gain"
+    return table

@@ -1,0 +1,87 @@
+"""Write a Batch study's exports: CSV tables, figure PNGs and a par_df table in the SQLite storage."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import sqlite_utils
+from matplotlib.figure import Figure
+from sqlalchemy.engine import URL, make_url
+
+from larvastudy.export.figures import make_figures
+from larvastudy.export.par_df import build_par_df, pi_table, summary_df
+
+FIGURE_DPI = 120
+#: Seconds to wait for a writer (e.g. a running sweep) to release the SQLite file.
+BUSY_TIMEOUT_S = 30.0
+
+
+def export_study(study: optuna.Study, batch: Any, outdir: Path,
+                 storage_url: str | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
+    """Write ``par_df.csv``, ``summary.csv``, ``figures/<key>.png`` and, for PItest batches,
+    ``PIs.csv`` under ``outdir``; with SQLite storage (``storage_url``, else the study's own), also
+    the table ``par_df_<study name>``, replaced on re-export. Returns the par_df and the figures."""
+    figdir = Path(outdir) / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    par_df = build_par_df(study, batch)
+    par_df.to_csv(figdir.parent / "par_df.csv", index=False)
+    summary_df(par_df, batch).to_csv(figdir.parent / "summary.csv", index=False)
+    pis = pi_table(par_df, batch)
+    if pis is not None:
+        pis.to_csv(figdir.parent / "PIs.csv")
+    figs = make_figures(par_df, batch)
+    for key, fig in figs.items():
+        fig.savefig(figdir / f"{key}.png", dpi=FIGURE_DPI)
+    database = sqlite_file(storage_url or study_storage_url(study))
+    if database is not None:
+        write_table(database, table_name(study.study_name), par_df)
+    return par_df, figs
+
+
+def study_storage_url(study: optuna.Study) -> URL | None:
+    """The RDB URL behind the study's storage (unwrapping caches), or None for other storages."""
+    storage = study._storage
+    while not isinstance(storage, optuna.storages.RDBStorage):
+        storage = getattr(storage, "_backend", None)
+        if storage is None:
+            return None
+    return storage.engine.url
+
+
+def sqlite_file(url: str | URL | None) -> Path | None:
+    """The database file of a SQLite URL, or None for another or an in-memory database."""
+    if url is None:
+        return None
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def table_name(study_name: str) -> str:
+    """``par_df_<study name>`` with every run of non-word characters made ``_``."""
+    return "par_df_" + re.sub(r"\W+", "_", study_name)
+
+
+def write_table(database: Path, name: str, df: pd.DataFrame) -> None:
+    """Replace table ``name`` of ``database`` by ``df``, in one transaction on a connection of its own."""
+    conn = sqlite3.connect(database, timeout=BUSY_TIMEOUT_S)
+    try:
+        db = sqlite_utils.Database(conn)
+        with db.atomic():
+            table = db.table(name)
+            table.create({col: _sql_type(df[col]) for col in df.columns}, replace=True)
+            table.insert_all(df.astype(object).where(df.notna(), None).to_dict("records"))
+    finally:
+        conn.close()
+
+
+def _sql_type(values: pd.Series) -> type:
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return int
+    return float if pd.api.types.is_float_dtype(values) else str
