@@ -1,0 +1,201 @@
+"""``larvastudy``: run, inspect and export Batch sweeps from the shell (mirrors the Python API).
+
+Usage errors print one line on stderr and exit 2; nothing stored is touched before a command's
+input has been validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from larvastudy.errors import SpecError
+from larvastudy.execution import SweepInterrupted, run_batch
+from larvastudy.export import export_study
+from larvastudy.spec import paths
+from larvastudy.spec.batch import Batch, list_batches, load_batch
+from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"larvastudy: error: {message} (see larvastudy {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"larvastudy: error: {message} (see larvastudy --help)\n")
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (number, true/false, list, quoted string), else the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _overrides(items: Sequence[str]) -> dict[str, Any]:
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SpecError(f"--set takes path=value, got {item!r}")
+        result[name.strip()] = _parse_value(value.strip())
+    return result
+
+
+def _batch(args: argparse.Namespace) -> Batch:
+    batch = load_batch(args.name)
+    changes: dict[str, Any] = {}
+    if args.nsims is not None:
+        changes["Nsims"] = args.nsims
+    if args.set:
+        changes["fixed"] = {**batch.fixed, **_overrides(args.set)}
+    return dataclasses.replace(batch, **changes) if changes else batch
+
+
+def _study_name(args: argparse.Namespace, batch: Batch) -> str:
+    return args.study_name or batch.name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    batch = _batch(args)
+    url, name = storage_url(args.storage), _study_name(args, batch)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(name, total=batch.grid_size, failed=0)
+
+        def progress(done: int, failed: int, total: int, elapsed: float) -> None:
+            bar.update(task, completed=done, total=total, failed=failed)
+
+        try:
+            summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
+                                allow_large=args.yes)
+        except SweepInterrupted as stop:
+            bar.stop()
+            err.print(f"{stop} (larvastudy run {args.name} ...)")
+            return 130
+    out.print(str(summary))
+    return _export(url, name, batch)
+
+
+def _export(url: str, name: str, batch: Batch | None = None) -> int:
+    study, batch = load_study(open_storage(url), name, batch)
+    outdir = default_outdir(name)
+    par_df, figs = export_study(study, batch, outdir, storage_url=url)
+    out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
+    out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(figs)) or 'none yet'})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return _export(storage_url(args.storage), args.name)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table("Batch", "experiment", "axes", "simulations", "description", box=None)
+    for name in list_batches():
+        batch = load_batch(name)
+        table.add_row(name, batch.experiment, ", ".join(batch.sample), str(batch.grid_size), batch.description)
+    out.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    batch = _batch(args)
+    tree = batch.base_tree()
+    out.print(f"[bold]{batch.name}[/bold]: experiment {batch.experiment}, {batch.description}")
+    table = Table("axis", "column", "resolves to", "values", box=None)
+    for axis, column in batch.axis_columns().items():
+        table.add_row(axis, column, "\n".join(paths.resolve(tree, axis)), ", ".join(map(str, batch.sample[axis])))
+    out.print(table)
+    points = len(batch.points())
+    out.print(f"grid: {points} points x {batch.Nsims} replicates = {batch.grid_size} simulations")
+    out.print(f"fixed: {batch.fixed or '-'}")
+    out.print(f"metrics: {', '.join(batch.metrics)}; objective: {batch.direction} {batch.objective_metric()}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = storage_url(args.storage)
+    study, batch = load_study(open_storage(url), args.name)
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    left = batch.grid_size - len(done)
+    out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
+              f"{left} left")
+    out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
+    if done and left:
+        span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+        out.print(f"time left at the last runs' pace: about {left * span / len(done):.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="larvastudy", description="Parameter sweeps of larva simulations as Optuna studies.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def storage(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--storage", help="Optuna storage URL or SQLite path "
+                                         "(default: $LARVASTUDY_STORAGE, else storage/larvastudy.db)")
+
+    def definition(p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", help="a Batch in studies/ (see `larvastudy list`) or a TOML file")
+        p.add_argument("--nsims", "-Nsims", type=int, help="replicates per grid point")
+        p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                       help="fixed override, e.g. --set duration=1.0 (repeatable)")
+
+    run = sub.add_parser("run", help="run or resume a sweep, then export par_df and figures")
+    definition(run)
+    run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+    storage(run)
+    run.add_argument("--study-name", help="study name (default: the Batch name)")
+    run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
+    run.set_defaults(func=cmd_run)
+
+    show = sub.add_parser("show", help="the resolved sample space and grid size")
+    definition(show)
+    show.set_defaults(func=cmd_show)
+
+    sub.add_parser("list", help="the preconfigured Batches").set_defaults(func=cmd_list)
+
+    for name, func, text in (("status", cmd_status, "trial counts by state and time left"),
+                             ("export", cmd_export, "rewrite par_df, figures and the par_df table")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name", help="study name")
+        storage(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return args.func(args)
+    except SpecError as error:
+        err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("larvastudy: interrupted", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
