@@ -9,8 +9,9 @@ taken from one source or grid cell in one step are served in larva order, as ups
 Every per-larva constant is a full array (array-array arithmetic is the cheapest numpy call on
 small arrays), and every branch on batch composition computes per larva what a lone simulation
 would, so a simulation's results do not depend on what it is batched with. For the same reason no
-complex × complex product is taken: numpy's SIMD loops may fuse it (FMA) differently for different
-array lengths; products of a complex and a real array are exact either way.
+complex × complex product with two nonzero imaginary parts is taken: numpy's SIMD loops may fuse
+it (FMA) differently for different array lengths; products where one factor is real (or complex
+with a zero imaginary part) round the same either way.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class BatchRun:
         self.inv_two_pi = np.full(n, 1.0 / TWO_PI)
         self.inv_dt, self.dt_arr = np.full(n, 1.0 / dt), np.full(n, dt)
         self.half = 0.5 * p["length"]
+        # Complex copies for complex arithmetic without per-step casts; a zero imaginary part keeps
+        # the products exact (see the module docstring).
+        self.half_c, self.imag_unit = self.half + 0j, np.full(n, 1j)
         self.arena = Arena(first.arena[0], per_larva([s.arena[1] for s in setups]),
                            per_larva([s.arena[2] for s in setups]))
         # Body.
@@ -69,6 +73,7 @@ class BatchRun:
         self.omega, self.bend = np.zeros(n), np.zeros(n)
         self.tail_gain = 2.0 * dt * p["bend_correction_coef"] / p["length"]
         self.velocity_mode = p["velocity_mode"] > 0
+        self.any_velocity_mode = bool(self.velocity_mode.any())
         ks = np.arange(1, MAX_CORRECTIONS + 1) * ANG_CORRECTION
         self.correction_rounds = (ks[:8], ks[8:])
         # Crawler, feeder, interference.
@@ -77,6 +82,7 @@ class BatchRun:
         self.crawl_step = TWO_PI * dt * p["crawler_freq"]
         self.feed_step = TWO_PI * dt * p["feeder_freq"]
         self.att_scale = np.full(n, -0.5)
+        self.att_needs_clip = bool(np.any(p["att_base"] < 0) or np.any(p["att_base"] + p["att_max"] > 1))
         self.att_output = p["att_on_output"] > 0
         self.att_input = p["att_on_input"] > 0
         self.turner = NeuralTurner(dt, p, cat([s.turner for s in setups], axis=1))
@@ -193,7 +199,9 @@ class BatchRun:
         """Phasic crawl-bend interference factor (spec §3.4), no wrap-around of the phase difference."""
         p = self.p
         shifted = phase - p["att_phase"]
-        return _clip(p["att_base"] + p["att_max"] * np.exp(self.att_scale * shifted * shifted), self.zeros, self.ones)
+        att = p["att_base"] + p["att_max"] * np.exp(self.att_scale * shifted * shifted)
+        # exp(...) lies in (0, 1], so att lies in [base, base + max]: clip only where that leaves [0, 1].
+        return _clip(att, self.zeros, self.ones) if self.att_needs_clip else att
 
     def _crawl(self) -> tuple[np.ndarray, np.ndarray]:
         """Advance active crawlers; return (linear velocity m/s, completed-stride mask).
@@ -276,14 +284,14 @@ class BatchRun:
         v = lin * p["lin_vel_coef"]
         omega = self.omega + dt * (p["torque_coef"] * ang - p["ang_damping"] * self.omega
                                    - p["body_spring_k"] * self.bend)
-        if np.count_nonzero(self.velocity_mode):
+        if self.any_velocity_mode:
             omega = np.where(self.velocity_mode, ang * p["ang_vel_coef"], omega)
         # Bounds keep the head within ±π of the tail; wrap(θt − θh) = −bend.
         low = (self.bend + self.pi) * -self.inv_dt
         high = (self.pi - self.bend) * self.inv_dt
         omega = _clip(omega, low, high)
-        unit = np.exp(1j * (self.head + omega * dt))
-        tip = self.pos + self.half * unit
+        unit = np.exp((self.head + omega * dt) * self.imag_unit)
+        tip = self.pos + self.half_c * unit
         out = self.arena.outside(tip)
         if np.count_nonzero(out):
             rows = out.nonzero()[0]
@@ -297,11 +305,11 @@ class BatchRun:
             self._correct_speed(rows, v, tip, unit)
             step[rows] = (v[rows] * self.dt) * unit[rows]
         self.pos += step
-        self.head += omega * dt
+        self.head += omega * dt   # ω as corrected
         self.unit, self.omega = unit, omega
         self.tail += self.bend * _clip(v * self.tail_gain, self.zeros, self.ones)
-        turn = self.head - self.tail   # wrapped into [-π, π] (rint is far cheaper than mod)
-        self.bend = turn - self.two_pi * np.rint(turn * self.inv_two_pi)
+        angle = self.head - self.tail   # wrapped into [-π, π] (rint is far cheaper than mod)
+        self.bend = angle - self.two_pi * np.rint(angle * self.inv_two_pi)
         return v
 
     # -- main loop -----------------------------------------------------------------------------
@@ -310,7 +318,7 @@ class BatchRun:
         all_on_output = bool(self.att_output.all())
         any_on_input = bool(self.att_input.any())
         for t in range(self.nsteps):
-            tip = self.pos + self.half * self.unit
+            tip = self.pos + self.half_c * self.unit
             drive = self._sense(t, tip) if self.sensing else self.zeros
             att = self.ones
             feed_motion = on_food = None
