@@ -35,8 +35,8 @@ def storage_url(url: str | os.PathLike | None = None) -> str:
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"
     try:
-        make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+        make_url(url).get_dialect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError):
         raise SpecError(f"invalid storage URL {url!r}; use e.g. sqlite:///path/to/file.db or "
                         "postgresql://user@host/db") from None
     return url
