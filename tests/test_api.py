@@ -96,3 +96,13 @@ def test_a_changed_definition_under_the_same_name_is_refused():
     assert len(renamed.simulate()[0]) == 1
     with pytest.raises(SpecError, match="unknown parameter 'Npoint'"):
         BatchRun(experiment="dish", sample={"Npoint": [3]})
+
+
+def test_top_level_exports_are_the_documented_api():
+    import larvastudy
+    from larvastudy.api import BatchRun as api_batch_run
+
+    assert larvastudy.BatchRun is api_batch_run
+    assert callable(larvastudy.simulate) and callable(larvastudy.run_batch)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        larvastudy.nope
