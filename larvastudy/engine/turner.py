@@ -67,6 +67,10 @@ class NeuralTurner:
                                    else np.where(squares[0], x * x, x**self.n[0]))
         self.E, self.C, self.H = state[0:2].copy(), state[3:1:-1].copy(), state[4:6].copy()
         (self.E_l, self.E_r), (self.C_r, self.C_l) = self.E, self.C   # row views, updated in place
+        # Per C row (left first): the row views its sequential update reads.
+        self.c_updates = [(C_new, C_other, E_own, *(a[row] for a in (self.w_ce, self.w_cc, self.dt_tau, self.m, self.zero)))
+                          for row, (C_new, C_other, E_own) in enumerate(((self.C_l, self.C_r, self.E_l),
+                                                                         (self.C_r, self.C_l, self.E_r)))]
 
     def step(self, drive: np.ndarray) -> np.ndarray:
         """Advance by one dt with sensory input ``drive`` (already limited to [-1, 1]); return E_r − E_l."""
@@ -82,9 +86,9 @@ class NeuralTurner:
         E += self.dt_tau * (self.m * xn / (xn + h2) - E)
         H += th * (E - H)
         # C_l first, then C_r reads the new C_l; H_C (== H_E) is still the pre-update value in h2.
-        for C_new, C_other, E_own, row in ((self.C_l, self.C_r, self.E_l, 0), (self.C_r, self.C_l, self.E_r, 1)):
-            xn = self._pow(np.maximum(A[row] + self.w_ce[row] * E_own - self.w_cc[row] * C_other, zero[row]))
-            C_new += self.dt_tau[row] * (self.m[row] * xn / (xn + h2[row]) - C_new)
+        for row, (C_new, C_other, E_own, w_ce, w_cc, dt_tau, m, zero) in enumerate(self.c_updates):
+            xn = self._pow(np.maximum(A[row] + w_ce * E_own - w_cc * C_other, zero))
+            C_new += dt_tau * (m * xn / (xn + h2[row]) - C_new)
         return self.E_r - self.E_l
 
 
