@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from larvastudy.errors import SpecError
-from larvastudy.execution import SweepInterrupted, run_batch
+from larvastudy.execution import GRACE, SweepInterrupted, join_sweep, run_batch
 from larvastudy.export import export_study
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
@@ -103,6 +103,17 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        summary = join_sweep(args.name, storage=storage_url(args.storage), n_jobs=args.n_jobs,
+                             retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
+    except SweepInterrupted as stop:
+        err.print(str(stop), markup=False)
+        return 130
+    out.print(f"{summary}; this worker ran {summary.ran}")
+    return 0 if summary.finished else 1
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     return _export(storage_url(args.storage), args.name)
 
@@ -168,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--study-name", help="study name (default: the Batch name)")
     run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
     run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="join a study's sweep (on any machine sharing its storage) until "
+                                           "its grid is done; exit 1 if simulations failed for good")
+    worker.add_argument("name", help="study name (made by `larvastudy run`)")
+    worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+    storage(worker)
+    worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
+    worker.add_argument("--grace", type=float, default=GRACE,
+                        help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
+    worker.add_argument("--chunk-size", type=int, help="simulations per claim and engine call (default: automatic)")
+    worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")
     definition(show)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
+from sqlalchemy.orm import Session
 
 from larvastudy.errors import SpecError
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
@@ -57,8 +58,9 @@ def test_bulk_writer_reads_back_like_add_trial(tmp_path):
               factory.trial(outcome(1, 1))]
     ours = optuna.create_study(study_name="bulk", storage=rdb, direction="maximize")
     ref = optuna.create_study(study_name="ref", storage=rdb, direction="maximize")
-    add_trials(rdb, rdb.get_study_id_from_name("bulk"), trials[:1])
-    add_trials(rdb, rdb.get_study_id_from_name("bulk"), trials[1:])
+    for part in (trials[:1], trials[1:]):
+        with Session(rdb.engine) as session, session.begin():
+            add_trials(session, rdb.get_study_id_from_name("bulk"), part)
     for trial in trials:
         ref.add_trial(trial)
     fields = ("number", "state", "value", "params", "distributions", "system_attrs", "datetime_start",

@@ -1,5 +1,5 @@
-"""Running Batch sweeps: worker processes, chunked engine calls, exactly-once trials, resume."""
+"""Running Batch sweeps: claims shared by any number of processes, worker pools, exactly-once trials, resume."""
 
-from larvastudy.execution.sweep import ProgressCallback, SweepInterrupted, SweepSummary, run_batch
+from larvastudy.execution.sweep import GRACE, ProgressCallback, SweepInterrupted, SweepSummary, join_sweep, run_batch
 
-__all__ = ["ProgressCallback", "SweepInterrupted", "SweepSummary", "run_batch"]
+__all__ = ["GRACE", "ProgressCallback", "SweepInterrupted", "SweepSummary", "join_sweep", "run_batch"]

@@ -1,4 +1,4 @@
-"""What a sweep still has to run: deterministic seeds, the missing simulations, engine-call chunks."""
+"""What a sweep runs: deterministic seeds, its simulations, and how many a claim takes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from larvastudy.study.records import Task
 #: Larvae per engine call the automatic chunking aims at. The engine steps a chunk's larvae together,
 #: and a step's fixed cost equals that of a few hundred larvae, so chunks of this size spend little on it.
 CHUNK_LARVAE = 4000
+#: Automatic claims take at most 1/(SHARES x workers) of what is pending.
+SHARES = 16
 
 
 def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
@@ -26,25 +28,20 @@ def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:6], "big")
 
 
-def pending_tasks(batch: Batch, done: set[tuple[int, int]]) -> list[Task]:
-    """Every (grid point, replicate) not in ``done``, in grid order."""
-    return [Task(i, r, trial_seed(batch, point, r))
-            for i, point in enumerate(batch.points()) for r in range(batch.Nsims) if (i, r) not in done]
+def all_tasks(batch: Batch) -> list[Task]:
+    """Every (grid point, replicate) in grid order: task ``i`` is point ``i // Nsims``, replicate ``i % Nsims``."""
+    return [Task(i, r, trial_seed(batch, point, r)) for i, point in enumerate(batch.points()) for r in range(batch.Nsims)]
 
 
-def chunk(batch: Batch, tasks: list[Task], n_workers: int, chunk_size: int | None = None) -> list[list[Task]]:
-    """Split ``tasks`` into contiguous engine calls: at most ``chunk_size`` simulations each, or automatically.
+def claim_size(batch: Batch, pending: int, n_workers: int, chunk_size: int | None = None) -> int:
+    """Simulations per claim, i.e. per engine call: ``chunk_size``, or automatically.
 
-    Automatic: about :data:`CHUNK_LARVAE` larvae per call, at least one call per worker, and a
-    multiple of ``n_workers`` calls of equal size so that the workers finish together.
+    Automatic: about :data:`CHUNK_LARVAE` larvae per call, but at most an equal share of the
+    ``pending`` simulations for :data:`SHARES` times ``n_workers`` calls, so that the work spreads
+    over this process's workers and over the other processes sharing the sweep.
     """
     if chunk_size is not None:
-        n_chunks = math.ceil(len(tasks) / chunk_size)
-    else:
-        groups = batch.config(batch.points()[tasks[0].point])["larva_groups"].values()
-        larvae = len(tasks) * sum(int(g["distribution"]["N"]) for g in groups)
-        n_chunks = n_workers * math.ceil(larvae / CHUNK_LARVAE / n_workers)
-    n_chunks = max(1, min(len(tasks), n_chunks))
-    size, extra = divmod(len(tasks), n_chunks)
-    bounds = [i * size + min(i, extra) for i in range(n_chunks + 1)]
-    return [tasks[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+        return chunk_size
+    groups = batch.config(batch.points()[0])["larva_groups"].values()
+    per_call = CHUNK_LARVAE // max(1, sum(int(g["distribution"]["N"]) for g in groups))
+    return max(1, min(per_call, math.ceil(pending / (SHARES * n_workers))))

@@ -7,13 +7,15 @@ import os
 import queue
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from larvastudy.execution.worker import worker_main
+from larvastudy.execution.worker import Simulate, worker_main
 from larvastudy.spec.batch import Batch
 from larvastudy.study.records import Outcome, Task
 
+#: ``source()``: the next chunk of tasks to run; empty when there is none.
+ChunkSource = Callable[[], list[Task]]
 #: Seconds to wait for a result before checking whether a worker died.
 POLL = 0.5
 #: Chunks queued per worker: one running, one waiting, so a worker never idles while the parent writes.
@@ -27,14 +29,15 @@ START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
 class WorkerPool:
-    """``n`` worker processes for one Batch; use as a context manager (leaving it stops them)."""
+    """``n`` worker processes running one Batch's simulations with ``simulate``; use as a context manager
+    (leaving it stops them)."""
 
-    def __init__(self, batch: Batch, n: int):
+    def __init__(self, batch: Batch, n: int, simulate: Simulate):
         ctx = multiprocessing.get_context(START_METHOD)
         self._results = ctx.Queue()
         self._inboxes = [ctx.Queue() for _ in range(n)]
         self._procs = [ctx.Process(target=worker_main, daemon=True, name=f"larvastudy-worker-{i}",
-                                   args=(batch, inbox, self._results, i, os.getpid()))
+                                   args=(batch, simulate, inbox, self._results, i, os.getpid()))
                        for i, inbox in enumerate(self._inboxes)]
         self._queued: list[deque[list[Task]]] = [deque() for _ in range(n)]
         for inbox in self._inboxes:
@@ -48,9 +51,10 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.terminate()
 
-    def run(self, chunks: list[list[Task]]) -> Iterator[list[Outcome]]:
-        """Outcomes of each chunk as it finishes; a chunk counts as in flight until the caller resumes."""
-        todo = deque(chunks)
+    def run(self, source: ChunkSource) -> Iterator[list[Outcome]]:
+        """Outcomes of each chunk as it finishes, asking ``source`` for a chunk whenever a worker has room,
+        until it returns an empty one. A chunk counts as in flight until the caller resumes."""
+        todo = _Chunks(source)
         for depth in range(1, DEPTH + 1):  # round-robin, so every worker starts at once
             for worker in range(len(self._procs)):
                 self._feed(worker, todo, depth)
@@ -58,11 +62,16 @@ class WorkerPool:
             try:
                 worker, outcomes = self._results.get(timeout=POLL)
             except queue.Empty:
-                yield from self._reap(todo)
+                yield from self._reap()
                 continue
             yield outcomes
             self._queued[worker].popleft()
             self._feed(worker, todo)
+
+    @property
+    def alive(self) -> bool:
+        """Whether any worker process still runs."""
+        return any(proc.is_alive() for proc in self._procs)
 
     def in_flight(self) -> list[Task]:
         """Tasks handed to workers (running or queued) whose outcomes the caller has not taken yet."""
@@ -76,21 +85,30 @@ class WorkerPool:
         for proc in self._procs:
             proc.join()
 
-    def _feed(self, worker: int, todo: deque[list[Task]], depth: int = DEPTH) -> None:
-        while todo and len(self._queued[worker]) < depth and self._procs[worker].is_alive():
-            self._queued[worker].append(todo.popleft())
-            self._inboxes[worker].put(self._queued[worker][-1])
+    def _feed(self, worker: int, todo: _Chunks, depth: int = DEPTH) -> None:
+        while len(self._queued[worker]) < depth and self._procs[worker].is_alive() and (tasks := todo.next()):
+            self._queued[worker].append(tasks)
+            self._inboxes[worker].put(tasks)
 
-    def _reap(self, todo: deque[list[Task]]) -> Iterator[list[Outcome]]:
+    def _reap(self) -> Iterator[list[Outcome]]:
         """Fail the chunks of workers that died (e.g. killed for memory); the rest carry on without them."""
         for worker, proc in enumerate(self._procs):
             if proc.is_alive() or not self._queued[worker]:
                 continue
             error = f"worker process died (exit code {proc.exitcode})"
             lost = list(self._queued[worker])
-            if not any(p.is_alive() for p in self._procs):
-                lost += list(todo)
-                todo.clear()
             now = datetime.now()
             yield [Outcome(task, {}, None, error, now, now) for tasks in lost for task in tasks]
             self._queued[worker].clear()
+
+
+class _Chunks:
+    """A chunk source that is asked no more once it returned an empty chunk."""
+
+    def __init__(self, source: ChunkSource):
+        self._source, self._empty = source, False
+
+    def next(self) -> list[Task]:
+        tasks = [] if self._empty else self._source()
+        self._empty = not tasks
+        return tasks

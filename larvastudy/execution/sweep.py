@@ -1,30 +1,43 @@
 """Running a Batch as an Optuna study: every (grid point, replicate) ends with exactly one COMPLETE trial.
 
-The parent process is the only storage writer. It opens (or resumes) the study, lists the
-simulations without a COMPLETE trial, has worker processes run them in chunks and records each
-chunk's trials in one transaction as it arrives. A simulation that raises records a FAIL trial with
-its error and the sweep goes on; rerunning the same sweep redoes exactly the missing simulations
-(failed trials stay as history). Trials are written only once they are finished, so a kill -9 leaves
-nothing half-done behind, and Ctrl-C stops the workers and records what was in flight as FAIL
-"interrupted". A lock keeps a second process from sweeping the same SQLite study at the same time.
+Any number of processes, on any machines sharing the storage, can run the same sweep at once: each
+claims batches of simulations in the study's claim table (:mod:`larvastudy.study.claims`), runs them
+in its worker processes, keeps its claims leased with a heartbeat, and stores each batch's trials in
+one transaction, only for the claims it still holds. A process returns once no simulation is left
+pending or running. One that dies (kill -9, machine lost) leaves claims whose lease expires after
+``grace`` seconds (at once for a dead process on the same machine); the others then rerun them and
+keep the lost try as a FAIL trial. A simulation that raises records a FAIL trial with its error and
+is retried up to ``retries`` times; after that it is given up until the next run or worker starts.
+Ctrl-C stops the workers, records what was in flight as FAIL "interrupted" and makes it pending again.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from optuna.storages import RDBStorage
 
+from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
-from larvastudy.execution.plan import chunk, pending_tasks
+from larvastudy.execution.heartbeat import Heartbeat
+from larvastudy.execution.plan import all_tasks, claim_size
 from larvastudy.execution.pool import WorkerPool
+from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
-from larvastudy.study import (Outcome, TrialFactory, add_trials, completed, display_url, open_storage, open_study,
-                              storage_url, sweep_lock)
+from larvastudy.study import (Outcome, completed, display_url, load_study, open_storage, open_study, setup_lock,
+                              storage_url)
+from larvastudy.study.claims import DONE, PENDING, RUNNING, ClaimBook, Recorded
+
+#: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
+GRACE = 60.0
+#: Seconds between checks, once nothing is left to claim, for simulations other processes finish or lose.
+WAIT = 1.0
 
 #: ``progress(done, failed, total, elapsed)``: simulations complete (earlier runs included), failed in
 #: this run, in the sweep, and seconds since the run started.
@@ -38,10 +51,11 @@ class SweepSummary:
     study_name: str
     storage_url: str  # password hidden
     complete: int
-    failed: int  # failed in this run; they are rerun next time
+    failed: int  # given up by this run after their retries; they are rerun next time
     total: int
     elapsed: float
     already_finished: bool
+    ran: int = 0  # simulations whose COMPLETE or FAIL trial this run stored
 
     @property
     def finished(self) -> bool:
@@ -74,67 +88,101 @@ def worker_count(n_jobs: int) -> int:
     return n_jobs
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _positive_int(value: object, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
               progress: ProgressCallback | None = None, allow_large: bool = False,
-              chunk_size: int | None = None) -> SweepSummary:
-    """Run (or resume) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
+              chunk_size: int | None = None, retries: int = 0, grace: float = GRACE,
+              simulate: Simulate = simulate_many) -> SweepSummary:
+    """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
     ``storage``: an Optuna RDB URL or SQLite path (default: see :func:`larvastudy.study.storage_url`).
-    ``chunk_size``: simulations per engine call (default: automatic). Raises :class:`SpecError`
-    before touching storage for a too-large grid or bad ``n_jobs``, and :class:`SweepInterrupted` on Ctrl-C.
+    ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
+    a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
+    in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
+    option, and :class:`SweepInterrupted` on Ctrl-C.
     """
     batch.check_size(allow_large)
     n_workers = worker_count(n_jobs)
     if chunk_size is not None and not _positive_int(chunk_size):
         raise SpecError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
+    if not _positive_int(retries, 0):
+        raise SpecError(f"retries must be a whole number >= 0, got {retries!r}")
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace > 0:
+        raise SpecError(f"grace must be a number of seconds > 0, got {grace!r}")
     url, name = storage_url(storage), study_name or batch.name
-    rdb = open_storage(url)
-    with sweep_lock(url, name):
+    with setup_lock(url):
+        rdb = open_storage(url)
+        fresh = not _exists(rdb, name)
         study = open_study(batch, rdb, name)
-        done = completed(study)
-        run = _Run(batch, rdb, rdb.get_study_id_from_name(name), name, len(done), progress)
-        tasks = pending_tasks(batch, done)
-        if not tasks:
-            return run.summary(already_finished=True)
-        run.report()
-        chunks = chunk(batch, tasks, n_workers, chunk_size)
-        with WorkerPool(batch, min(n_workers, len(chunks))) as pool:
-            try:
-                for outcomes in pool.run(chunks):
-                    run.record(outcomes)
-            except KeyboardInterrupt:
-                pool.terminate()
-                now = datetime.now()
-                run.record([Outcome(task, {}, None, "interrupted", now, now) for task in pool.in_flight()])
-                raise SweepInterrupted(run.summary()) from None
-        return run.summary()
+        book = ClaimBook(rdb, rdb.get_study_id_from_name(name), batch, all_tasks(batch), grace=grace,
+                         retries=retries)
+        book.prepare(completed(study), fresh)
+    counts = book.counts()
+    run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)
+    left = counts[PENDING] + counts[RUNNING]
+    if not left:
+        return run.summary(already_finished=counts[DONE] == batch.grid_size)
+    run.report()
+    size = claim_size(batch, left, n_workers, chunk_size)
+    with WorkerPool(batch, min(n_workers, math.ceil(left / size)), simulate) as pool, \
+            Heartbeat(book.renew, grace / 4):
+        try:
+            while pool.alive:
+                for outcomes in pool.run(lambda: book.claim(size)):
+                    run.record(book.record(outcomes))
+                counts = book.counts()
+                run.report(counts[DONE])
+                if not counts[PENDING] + counts[RUNNING]:
+                    break
+                time.sleep(WAIT)  # the rest is claimed by other processes: wait for them to finish or vanish
+        except KeyboardInterrupt:
+            pool.terminate()
+            now = datetime.now()
+            book.record([Outcome(task, {}, None, "interrupted", now, now) for task in pool.in_flight()],
+                        interrupted=True)
+            raise SweepInterrupted(run.summary()) from None
+    return run.summary()
+
+
+def _exists(rdb: RDBStorage, name: str) -> bool:
+    try:
+        rdb.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary:
+    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run.
+
+    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...).
+    """
+    url = storage_url(storage)
+    _, batch = load_study(open_storage(url), study_name)
+    return run_batch(batch, storage=url, study_name=study_name, allow_large=True, **options)
 
 
 class _Run:
-    """Counts and records the trials of one run."""
+    """Counts and reports one run's progress."""
 
-    def __init__(self, batch: Batch, rdb: RDBStorage, study_id: int, name: str, complete: int,
-                 progress: ProgressCallback | None):
-        self._rdb, self._study_id, self._name, self._progress = rdb, study_id, name, progress
-        self._factory = TrialFactory(batch)
-        self._total, self._complete, self._failed = batch.grid_size, complete, 0
+    def __init__(self, name: str, url: str, complete: int, total: int, progress: ProgressCallback | None):
+        self._name, self._url, self._progress = name, url, progress
+        self._total, self._complete, self._failed, self._ran = total, complete, 0, 0
         self._start = time.monotonic()
 
-    def record(self, outcomes: list[Outcome]) -> None:
-        add_trials(self._rdb, self._study_id, [self._factory.trial(o) for o in outcomes])
-        ok = sum(o.error is None for o in outcomes)
-        self._complete += ok
-        self._failed += len(outcomes) - ok
-        self.report()
+    def record(self, recorded: Recorded) -> None:
+        self._failed += recorded.given_up
+        self._ran += len(recorded.stored)
+        self.report(recorded.done)
 
-    def report(self) -> None:
+    def report(self, complete: int | None = None) -> None:
+        self._complete = self._complete if complete is None else complete
         if self._progress is not None:
             self._progress(self._complete, self._failed, self._total, time.monotonic() - self._start)
 
     def summary(self, already_finished: bool = False) -> SweepSummary:
-        return SweepSummary(self._name, display_url(self._rdb.url), self._complete, self._failed, self._total,
-                            time.monotonic() - self._start, already_finished)
+        return SweepSummary(self._name, self._url, self._complete, self._failed, self._total,
+                            time.monotonic() - self._start, already_finished, self._ran)

@@ -6,15 +6,20 @@ import math
 import os
 import queue
 import signal
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from larvastudy.engine import SimResult, simulate_many
+from larvastudy.engine import SimResult
 from larvastudy.spec.batch import Batch, Optimization
 from larvastudy.study.records import Outcome, Task
 
+#: The engine seam: ``simulate(jobs)`` runs ``(config, seed)`` jobs and returns their results in order.
+#: The default is :func:`larvastudy.engine.simulate_many`; benchmarks pass a no-op. It must be picklable
+#: (a module-level function) where worker processes are spawned rather than forked.
+Simulate = Callable[[Sequence[tuple[Mapping[str, Any], int]]], list[SimResult]]
 #: Seconds between checks, while idle, that the parent process is still alive.
 PARENT_CHECK = 1.0
 
@@ -28,14 +33,15 @@ def objective(batch: Batch, result: SimResult) -> float:
     return float(np.std(values) if opt.operator == "std" else np.mean(values))
 
 
-def run_chunk(batch: Batch, points: list[dict[str, Any]], tasks: list[Task]) -> list[Outcome]:
+def run_chunk(batch: Batch, points: list[dict[str, Any]], tasks: list[Task], simulate: Simulate) -> list[Outcome]:
     """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial."""
     started = datetime.now()
     try:
-        results = simulate_many([(batch.config(points[t.point]), t.seed) for t in tasks])
+        configs = {p: batch.config(points[p]) for p in {t.point for t in tasks}}
+        results = simulate([(configs[t.point], t.seed) for t in tasks])
     except Exception as exc:  # any engine error becomes the trial's recorded error
         if len(tasks) > 1:
-            return [outcome for task in tasks for outcome in run_chunk(batch, points, [task])]
+            return [outcome for task in tasks for outcome in run_chunk(batch, points, [task], simulate)]
         return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
     finished = datetime.now()
     return [_outcome(batch, task, result, started, finished) for task, result in zip(tasks, results)]
@@ -47,7 +53,7 @@ def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, fin
     return Outcome(task, result.summary(), value, error, started, finished)
 
 
-def worker_main(batch: Batch, inbox: Any, results: Any, worker_id: int, parent_pid: int) -> None:
+def worker_main(batch: Batch, simulate: Simulate, inbox: Any, results: Any, worker_id: int, parent_pid: int) -> None:
     """Process entry point: run the chunks put in ``inbox``, put ``(worker_id, outcomes)`` in ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
     results.cancel_join_thread()  # never block at exit on a parent that is gone
@@ -59,4 +65,4 @@ def worker_main(batch: Batch, inbox: Any, results: Any, worker_id: int, parent_p
             if os.getppid() != parent_pid:  # the parent was killed: do not linger as an orphan
                 os._exit(0)  # skip interpreter cleanup: a lock inherited from another parent thread could hang it
             continue
-        results.put((worker_id, run_chunk(batch, points, tasks)))
+        results.put((worker_id, run_chunk(batch, points, tasks, simulate)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from larvastudy.errors import SpecError
@@ -24,6 +24,10 @@ except ImportError:  # Windows
 ENV_VAR = "LARVASTUDY_STORAGE"
 #: Seconds a SQLite connection waits for a lock (e.g. held by a dashboard reader) before failing.
 BUSY_TIMEOUT = 60.0
+#: Seconds PostgreSQL lets a session sit idle inside a transaction before ending it (see open_storage).
+IDLE_TRANSACTION_LIMIT = 5.0
+#: PostgreSQL advisory lock key of :func:`setup_lock` (any constant; "larv" in ASCII).
+_PG_LOCK_KEY = 0x6C617276
 
 
 def storage_url(url: str | os.PathLike | None = None) -> str:
@@ -56,17 +60,41 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDBStorage for ``url``; a SQLite file is created with its folder, in WAL mode, with a busy timeout."""
+    """An RDBStorage for ``url``; a SQLite file is created with its folder, in WAL mode, with a busy timeout.
+
+    On PostgreSQL the server ends a session left idle inside a transaction for
+    :data:`IDLE_TRANSACTION_LIMIT` seconds, so a frozen or lost machine cannot hold row locks (and stall
+    every other worker) longer than that; larvastudy's transactions last milliseconds.
+
+    On SQLite every transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front
+    (waiting up to the busy timeout), so a transaction that reads then writes never fails with
+    "database is locked" because another process wrote in between. Several processes can then share
+    one SQLite file, each committing short transactions.
+    """
     path = sqlite_path(url)
-    engine_kwargs = {}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # WAL lets readers (exporter, dashboard) work while the sweep writes; the mode is stored in
-        # the file, so setting it once here covers every later connection.
-        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-        engine_kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT}}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    if make_url(url).get_driver_name() in ("psycopg", "psycopg2"):  # libpq: PostgreSQL
+        limit = f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"options": limit}})
+    if path is None:
+        return optuna.storages.RDBStorage(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets readers (exporter, dashboard) work while the sweep writes; the mode is stored in the
+    # file, so setting it once here covers every later connection.
+    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": BUSY_TIMEOUT}})
+    event.listen(rdb.engine, "connect", _no_implicit_transactions)
+    event.listen(rdb.engine, "begin", _begin_immediate)
+    rdb.engine.dispose()  # connections opened by RDBStorage itself predate the listeners
+    return rdb
+
+
+def _no_implicit_transactions(dbapi_connection: sqlite3.Connection, record: object) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN instead
+
+
+def _begin_immediate(connection: sqlalchemy.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def default_outdir(study_name: str) -> Path:
@@ -75,21 +103,28 @@ def default_outdir(study_name: str) -> Path:
 
 
 @contextmanager
-def sweep_lock(url: str, study_name: str) -> Iterator[None]:
-    """Refuse to sweep a SQLite study that another process is sweeping (two sweeps would both run
-    the missing simulations). A POSIX lock on one byte of ``<db>.lock`` per study: the kernel
-    releases it when the process dies, even by kill -9, and forked workers do not inherit it.
-    Server databases and platforms without ``fcntl`` are not guarded.
+def setup_lock(url: str) -> Iterator[None]:
+    """Serialise opening a study (creating tables, the study, its claims) across processes.
+
+    Two sweeps started at once on a new database would otherwise race to create the same tables and
+    study. SQLite: a POSIX lock on ``<db>.lock``, which the kernel drops when the process dies, even
+    by kill -9. PostgreSQL: a session advisory lock, dropped with the connection. Other databases are
+    not guarded.
     """
     path = sqlite_path(url)
-    if path is None or fcntl is None:
-        yield
-        return
-    offset = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:4], "big") >> 1
-    with open(f"{path}.lock", "a+b") as lock:
+    if path is not None and fcntl is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a+b") as lock:
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            yield
+    elif make_url(url).get_backend_name() == "postgresql":
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         try:
-            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-        except OSError:
-            raise SpecError(f"study {study_name!r} in {display_url(url)} is being run by another process; "
-                            "wait for it to finish (or use another study name)") from None
+            with engine.connect() as con:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+                con.commit()
+                yield
+        finally:
+            engine.dispose()
+    else:
         yield
