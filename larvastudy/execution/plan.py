@@ -14,8 +14,6 @@ from larvastudy.study.records import Task
 #: Larvae per engine call the automatic chunking aims at. The engine steps a chunk's larvae together,
 #: and a step's fixed cost equals that of a few hundred larvae, so chunks of this size spend little on it.
 CHUNK_LARVAE = 4000
-#: Automatic claims take at most 1/(SHARES x workers) of what is pending.
-SHARES = 16
 
 
 def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
@@ -36,12 +34,13 @@ def all_tasks(batch: Batch) -> list[Task]:
 def claim_size(batch: Batch, pending: int, n_workers: int, chunk_size: int | None = None) -> int:
     """Simulations per claim, i.e. per engine call: ``chunk_size``, or automatically.
 
-    Automatic: about :data:`CHUNK_LARVAE` larvae per call, but at most an equal share of the
-    ``pending`` simulations for :data:`SHARES` times ``n_workers`` calls, so that the work spreads
-    over this process's workers and over the other processes sharing the sweep.
+    Automatic: at most about :data:`CHUNK_LARVAE` larvae per call, with the ``pending`` simulations
+    split into equal calls whose number is a multiple of ``n_workers``, so every worker gets the same
+    share (an odd call out would leave one worker idle at the end).
     """
     if chunk_size is not None:
         return chunk_size
     groups = batch.config(batch.points()[0])["larva_groups"].values()
     per_call = CHUNK_LARVAE // max(1, sum(int(g["distribution"]["N"]) for g in groups))
-    return max(1, min(per_call, math.ceil(pending / (SHARES * n_workers))))
+    calls = n_workers * math.ceil(pending / (max(1, per_call) * n_workers))
+    return max(1, math.ceil(pending / calls))
