@@ -23,7 +23,11 @@ from rich.table import Table
 
 from larvastudy.errors import SpecError
 from larvastudy.execution import GRACE, SweepInterrupted, join_sweep, run_batch
-from larvastudy.export import export_study
+from larvastudy.export import build_par_df, export_study
+from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
+from larvastudy.inspect.report import write_report
+from larvastudy.inspect.sensitivity import EVALUATORS
+from larvastudy.inspect.stats import power_table
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
@@ -158,6 +162,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    url = storage_url(args.storage)
+    storage = open_storage(url)
+    study_id = None
+    if args.name:
+        load_study(storage, args.name)
+        study_id = storage.get_study_id_from_name(args.name)
+    server = dashboard_server(storage, args.host, args.port)
+    what = f"study {args.name!r}" if args.name else f"the studies in {display_url(url)}"
+    out.print(f"optuna-dashboard for {what}: {dashboard_url(server, study_id)} (Ctrl-C stops it)", highlight=False)
+    out.file.flush()
+    serve(server)
+    out.print("dashboard stopped")
+    return 0
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    table = power_table(build_par_df(study, batch), batch, args.metric, args.delta, args.half_width, args.power)
+    out.print(f"study {args.name!r}: {batch.Nsims} replicates per grid point; replicate SD pooled over grid points")
+    headers = {"metric": "metric", "pooled_std": "SD", "dof": "df", "ci95_half_width": "CI95 now ±",
+               "Nsims_for_half_width": f"Nsims for ±{args.half_width:g}" if args.half_width else "",
+               "power_now": f"power now Δ{args.delta:g}" if args.delta else "",
+               "Nsims_for_delta": f"Nsims for Δ{args.delta:g} @{args.power:.0%}" if args.delta else ""}
+    out.print(table.drop(columns="Nsims").rename(columns=headers).to_string(index=False, float_format="{:.4g}".format),
+              highlight=False)
+    if args.delta is None and args.half_width is None:
+        out.print("add --delta D (a difference to detect) or --half-width H (a CI to reach) for the Nsims they need")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    path = write_report(study, batch, Path(args.output or default_outdir(args.name) / "report.html"), args.evaluator)
+    out.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained HTML)", highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="larvastudy", description="Parameter sweeps of larva simulations as Optuna studies.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -203,6 +245,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name", help="study name")
         storage(p)
         p.set_defaults(func=func)
+
+    dashboard = sub.add_parser("dashboard", help="serve optuna-dashboard on the storage until Ctrl-C")
+    dashboard.add_argument("name", nargs="?", help="study to open (default: the list of studies)")
+    storage(dashboard)
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    dashboard.set_defaults(func=cmd_dashboard)
+
+    power = sub.add_parser("power", help="replicates needed for a CI half-width or to detect a difference")
+    power.add_argument("name", help="study name (with Nsims >= 2)")
+    storage(power)
+    power.add_argument("--metric", action="append", help="metric (repeatable; default: all)")
+    power.add_argument("--delta", type=float, help="difference between two grid points to detect")
+    power.add_argument("--half-width", type=float, help="wanted 95 %% CI half-width of a grid-point mean")
+    power.add_argument("--power", type=float, default=0.8, help="wanted power for --delta (default 0.8)")
+    power.set_defaults(func=cmd_power)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report with every figure")
+    report.add_argument("name", help="study name")
+    storage(report)
+    report.add_argument("-o", "--output", help="HTML file (default: storage/<study>/report.html)")
+    report.add_argument("--evaluator", choices=EVALUATORS, default=EVALUATORS[0],
+                        help="parameter-importance evaluator (fanova needs scikit-learn)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -151,7 +151,8 @@ def test_par_df_independent_of_trial_order(trials: list[FrozenTrial]) -> None:
 def test_summary_df_statistics() -> None:
     par_df = build_par_df(make_study(full_grid(DISH)), DISH)
     summary = summary_df(par_df, DISH)
-    assert list(summary.columns) == ["metric", "Npoints", "n", "mean", "std", "sem", "ci95_low", "ci95_high"]
+    assert list(summary.columns) == ["metric", "Npoints", "n", "mean", "std", "sem", "ci95_low",
+                                     "ci95_high", "ci95_width", "cv", "unstable"]
     assert summary[["metric", "Npoints"]].values.tolist() == [[m, n] for m in DISH.metrics for n in (5, 10, 20)]
     values = par_df.loc[par_df["Npoints"] == 10, "v_mu"].to_numpy()
     row = summary[(summary["metric"] == "v_mu") & (summary["Npoints"] == 10)].iloc[0]

@@ -66,7 +66,7 @@ def _drawer(done: pd.DataFrame, axes: list[str], batch: Any) -> tuple[str, Calla
     """The figure kind for these axes and its drawing function of a metric."""
     categorical = [col for col in axes if _is_categorical(done[col])]
     if categorical:
-        return "boxplot", partial(_boxplot, done, categorical[0], axes, batch)
+        return "boxplot", partial(boxplot, done, categorical[0], axes, batch)
     if len(axes) == 1:
         return "line", partial(_line, done, summary_df(done, batch), axes[0], batch)
     if len(axes) == 2:
@@ -91,7 +91,8 @@ def _levels(values: pd.Series) -> list:
     return sorted(values.unique()) if not _is_categorical(values) else list(pd.unique(values))
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A grid value for labels: numbers to 4 significant digits."""
     numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
     return f"{value:.4g}" if numeric else str(value)
 
@@ -146,7 +147,8 @@ def _pairwise(done: pd.DataFrame, axes: list[str], batch: Any, metric: str) -> F
     return fig
 
 
-def _boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str) -> Figure:
+def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str) -> Figure:
+    """Box plots of ``metric`` per ``x`` value, grouped by the first other axis (any further ones pooled)."""
     others = [col for col in axes if col != x]
     hue = others[0] if others else None
     pooled = f" (pooled over {', '.join(others[1:])})" if others[1:] else ""
@@ -166,11 +168,11 @@ def _boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: st
             patch.set(facecolor=colors[j % len(colors)], alpha=0.75)
         for pos, values in zip(positions, data):
             ax.plot(np.full(len(values), pos), values, ".", color="0.25", alpha=0.6)
-    ax.set_xticks(range(len(cats)), [_fmt(cat) for cat in cats])
+    ax.set_xticks(range(len(cats)), [fmt_value(cat) for cat in cats])
     ax.set(xlabel=x, ylabel=metric_label(metric))
     if hue:
         handles = [Patch(facecolor=colors[j % len(colors)], alpha=0.75) for j in range(len(groups))]
-        ax.legend(handles, [_fmt(g) for g in groups], title=hue, frameon=False)
+        ax.legend(handles, [fmt_value(g) for g in groups], title=hue, frameon=False)
     return fig
 
 
@@ -191,8 +193,8 @@ def _draw_heatmap(ax: Axes, table: pd.DataFrame, metric: str, norm: Normalize | 
     norm = norm or _norm(metric, values.ravel())
     cmap = colormaps["RdBu_r" if metric in DIVERGING else "viridis"]
     image = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
-    ax.set_xticks(range(len(table.columns)), [_fmt(v) for v in table.columns])
-    ax.set_yticks(range(len(table.index)), [_fmt(v) for v in table.index])
+    ax.set_xticks(range(len(table.columns)), [fmt_value(v) for v in table.columns])
+    ax.set_yticks(range(len(table.index)), [fmt_value(v) for v in table.index])
     ax.set(xlabel=table.columns.name, ylabel=table.index.name)
     size = max(6.0, 10.0 - 0.4 * max(values.shape))
     for (i, j), value in np.ndenumerate(values):

@@ -6,6 +6,7 @@ hold ``grid_point``, ``seed``, every metric's mean over larvae, ``<metric>_std``
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,10 @@ from scipy import stats
 
 #: Columns after the sampled parameters and the metrics.
 RUN_COLUMNS = ("trial", "state", "duration_s", "error")
+#: Robustness: replicates of a grid point vary too much when their coefficient of variation exceeds this.
+MAX_CV = 0.2
+#: Robustness: the widest acceptable 95 % interval per metric (preference indices span [-1, 1]).
+MAX_CI_WIDTH = {"PI": 0.4, "PI2": 0.4}
 
 
 def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
@@ -64,18 +69,38 @@ def completed(par_df: pd.DataFrame) -> pd.DataFrame:
     return par_df[par_df["state"] == TrialState.COMPLETE.name]
 
 
-def summary_df(par_df: pd.DataFrame, batch: Any) -> pd.DataFrame:
-    """Per metric and grid point (completed runs): n, mean, std, sem and the 95 % t interval.
+def summary_df(par_df: pd.DataFrame, batch: Any, max_cv: float = MAX_CV,
+               max_ci_width: float | Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Per metric and grid point (completed runs): :func:`describe`'s statistics and ``unstable``.
 
-    Rows are ordered by metric, then grid point. ``std``, ``sem`` and the interval are NaN for n < 2.
+    Rows are ordered by metric, then grid point. ``unstable`` (robustness) flags points whose ``cv``
+    exceeds ``max_cv`` or whose ``ci95_width`` exceeds ``max_ci_width`` (metric units: one number, or
+    per metric; default :data:`MAX_CI_WIDTH`). Points with n < 2 have no spread to judge and are not flagged.
     """
-    axes = list(batch.axis_columns().values())
-    long = completed(par_df).melt(id_vars=axes, value_vars=list(batch.metrics), var_name="metric")
-    out = (long.groupby(["metric", *axes], sort=False, dropna=False)["value"]
+    out = describe(par_df, list(batch.axis_columns().values()), batch.metrics)
+    widths = MAX_CI_WIDTH if max_ci_width is None else max_ci_width
+    limit = out["metric"].map(widths) if isinstance(widths, Mapping) else pd.Series(widths, index=out.index)
+    out["unstable"] = (out["cv"] > max_cv) | (out["ci95_width"] > limit.astype(float))
+    return out
+
+
+def describe(par_df: pd.DataFrame, by: list[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Per metric and value of the ``by`` columns (completed runs): n, mean, std, sem, the 95 % t
+    interval, its width and the coefficient of variation ``cv = std / mean``.
+
+    ``std``, ``sem`` and the interval are NaN for n < 2. ``cv`` is only defined for a metric that is
+    positive in every run (a ratio scale); it is NaN for signed ones such as PI.
+    """
+    done = completed(par_df)
+    long = done.melt(id_vars=by, value_vars=list(metrics), var_name="metric")
+    out = (long.groupby(["metric", *by], sort=False, dropna=False)["value"]
            .agg(n="count", mean="mean", std="std").reset_index())
     out["sem"] = out["std"] / np.sqrt(out["n"])
     half = stats.t.ppf(0.975, out["n"] - 1) * out["sem"]
     out["ci95_low"], out["ci95_high"] = out["mean"] - half, out["mean"] + half
+    out["ci95_width"] = 2 * half
+    positive = (done[list(metrics)] > 0).all()
+    out["cv"] = (out["std"] / out["mean"]).where(out["metric"].map(positive).astype(bool))
     return out
 
 

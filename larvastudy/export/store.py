@@ -25,12 +25,14 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
                  storage_url: str | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """Write ``par_df.csv``, ``summary.csv``, ``figures/<key>.png`` and, for PItest batches,
     ``PIs.csv`` under ``outdir``; with SQLite storage (``storage_url``, else the study's own), also
-    the table ``par_df_<study name>``, replaced on re-export. Returns the par_df and the figures."""
+    the tables ``par_df_<study name>`` and ``summary_<study name>``, replaced on re-export.
+    Returns the par_df and the figures."""
     figdir = Path(outdir) / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     par_df = build_par_df(study, batch)
     par_df.to_csv(figdir.parent / "par_df.csv", index=False)
-    summary_df(par_df, batch).to_csv(figdir.parent / "summary.csv", index=False)
+    summary = summary_df(par_df, batch)
+    summary.to_csv(figdir.parent / "summary.csv", index=False)
     pis = pi_table(par_df, batch)
     if pis is not None:
         pis.to_csv(figdir.parent / "PIs.csv")
@@ -40,6 +42,7 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
     database = sqlite_file(storage_url or study_storage_url(study))
     if database is not None:
         write_table(database, table_name(study.study_name), par_df)
+        write_table(database, table_name(study.study_name, "summary"), summary)
     return par_df, figs
 
 
@@ -63,9 +66,9 @@ def sqlite_file(url: str | URL | None) -> Path | None:
     return Path(url.database)
 
 
-def table_name(study_name: str) -> str:
-    """``par_df_<study name>`` with every run of non-word characters made ``_``."""
-    return "par_df_" + re.sub(r"\W+", "_", study_name)
+def table_name(study_name: str, kind: str = "par_df") -> str:
+    """``<kind>_<study name>`` with every run of non-word characters made ``_``."""
+    return f"{kind}_" + re.sub(r"\W+", "_", study_name)
 
 
 def write_table(database: Path, name: str, df: pd.DataFrame) -> None:
