@@ -12,6 +12,8 @@ import platform
 import time
 from pathlib import Path
 
+from _report import report
+
 import numpy as np
 
 from larvastudy.engine import simulate, simulate_many
@@ -60,10 +62,7 @@ def main() -> None:
         f"one simulation vs larvaworld 2.5.1 (~{LARVAWORLD_SECONDS:.0f} s, quoted): {LARVAWORLD_SECONDS / single:7.0f} x faster",
         f"per simulation inside the batch vs larvaworld:       {LARVAWORLD_SECONDS / (batched / len(jobs)):7.0f} x faster",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import report
+
 from larvastudy.execution import run_batch
 from larvastudy.spec.batch import load_batch
 
@@ -66,10 +68,7 @@ def main() -> None:
         f"  -j 1 {sweep[1]:5.2f} s   -j 2 {sweep[2]:5.2f} s   speed-up {sweep[1] / sweep[2]:4.2f}x   target >= 1.8x",
         f"throughput with -j 2: {n / sweep[2]:6.1f} simulations/s",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":
