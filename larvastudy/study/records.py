@@ -9,7 +9,7 @@ from datetime import datetime
 
 from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from larvastudy.spec.batch import REPLICATE, Batch
@@ -76,8 +76,9 @@ def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -
 
     Uses RDBStorage's tables (Optuna internals, pinned by ``optuna<6``) on purpose: ``Study.add_trial``
     issues a SELECT and an upsert per attribute, about 23 ms per trial with 16 metrics; bulk-inserting
-    the fresh rows costs about 0.4 ms per trial. Like Optuna, it locks the study row first, so that
-    trial numbers (trials of the study with a smaller id) stay unique with concurrent writers.
+    the fresh rows with SQLAlchemy Core costs a fraction of a millisecond per trial. Like Optuna, it
+    locks the study row first, so that trial numbers (the count of the study's trials before them)
+    stay unique with concurrent writers.
     The tests check that the result reads back exactly like ``Study.add_trial``'s.
     """
     if not trials:
@@ -85,19 +86,16 @@ def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -
     from optuna.storages._rdb import models  # internal, see above
 
     models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-    rows = [models.TrialModel(study_id=study_id, number=None, state=t.state, datetime_start=t.datetime_start,
-                              datetime_complete=t.datetime_complete) for t in trials]
-    session.add_all(rows)
-    session.flush()
-    first = (session.query(func.count(models.TrialModel.trial_id))
-             .filter(models.TrialModel.study_id == study_id, models.TrialModel.trial_id < rows[0].trial_id)
-             .scalar())
-    for number, row in enumerate(rows, start=first):
-        row.number = number
-    for model, values in _children(models, [row.trial_id for row in rows], trials).items():
+    first = session.execute(select(func.count()).select_from(models.TrialModel)
+                            .where(models.TrialModel.study_id == study_id)).scalar_one()
+    rows = [{"study_id": study_id, "number": first + i, "state": t.state, "datetime_start": t.datetime_start,
+             "datetime_complete": t.datetime_complete} for i, t in enumerate(trials)]
+    table = models.TrialModel.__table__
+    trial_ids = session.execute(insert(table).returning(table.c.trial_id, sort_by_parameter_order=True),
+                                rows).scalars().all()
+    for model, values in _children(models, trial_ids, trials).items():
         if values:
-            session.execute(insert(model), values)
-    session.flush()
+            session.execute(insert(model.__table__), values)
 
 
 def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> dict[type, list[dict]]:
