@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from larvastudy.engine import simulate
 from larvastudy.errors import SpecError
 from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs, grid_values,
                                    list_batches, load_batch)
@@ -98,7 +99,8 @@ def test_axis_columns_keep_ambiguous_names():
 @pytest.mark.parametrize("kwargs, message", [
     ({"experiment": "nope"}, "unknown experiment 'nope'"),
     ({"experiment": "maze"}, "needs arena borders"),
-    ({"sample": {"gain_dict.XX": [1.0]}}, "unknown parameter 'gain_dict.XX'; did you mean"),
+    ({"sample": {"olfactor.gain_dikt.CS": [1.0]}}, "unknown parameter 'olfactor.gain_dikt.CS'; did you mean"),
+    ({"sample": {"gain_dict.Odor": ["high"]}}, "gain_dict.Odor takes a number, got 'high'"),
     ({"sample": {"freq": [1.0]}, "experiment": "patchy_food"}, "ambiguous parameter 'freq'"),
     ({"fixed": {"durashun": 1.0}}, "unknown parameter 'durashun'"),
     ({"sample": {"gain_dict.CS": []}}, "needs at least one value"),
@@ -169,3 +171,11 @@ def test_load_batch_unknown_name_or_file(tmp_path):
         load_batch("PItest_of")
     with pytest.raises(SpecError, match="no such Batch file"):
         load_batch(tmp_path / "missing.toml")
+
+
+def test_gain_for_a_new_odor_id_is_added_and_inert() -> None:
+    batch = batch_from_kwargs("PItest_off", sample={"gain_dict.Ghost": [-50.0, 50.0]}, fixed={"duration": 0.2})
+    olfactor = batch.config(batch.points()[1])["larva_groups"]["navigator_x2"]["model"]["brain"]["olfactor"]
+    assert olfactor["gain_dict"] == {"CS": 150.0, "UCS": 0.0, "Ghost": 50.0}
+    a, b = (simulate(batch.config(point), seed=3) for point in batch.points())
+    assert all(np.array_equal(a.per_larva[m], b.per_larva[m], equal_nan=True) for m in a.per_larva)

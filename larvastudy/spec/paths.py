@@ -5,6 +5,10 @@ deliberate differences: the suffix is dot-aligned (``CS`` does not match ``gain_
 name that matches nothing, or several different things, is an error instead of being skipped.
 Matches that differ only in the larva-group name are one parameter, applied to every group
 (``gain_dict.CS`` sets every group's olfactor gain).
+
+Tables in :data:`OPEN_TABLES` are keyed by the user's own names: ``gain_dict.<odor id>`` may name an
+odor the preset has no gain for (as in larvaworld, a gain for an odor absent from the arena has no
+effect); such a key is added with the value given.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from larvastudy.spec.presets import Tree, model_tree
 
 #: Names accepted for larvaworld compatibility, mapped to this tree's names.
 ALIASES = {"Npoints": "distribution.N"}
+
+#: Tables whose keys are user-chosen ids (odor ids), with the value type of a new key.
+OPEN_TABLES = {"gain_dict": 0.0}
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _GROUP = re.compile(r"^larva_groups\.[^.]+\.")
@@ -78,6 +85,9 @@ def resolve(tree: Tree, name: str) -> list[str]:
     name = ALIASES.get(name, name)
     parse(name)
     matches = [path for path, _ in iter_paths(tree) if _suffix_match(path, name)]
+    table, _, key = name.rpartition(".")
+    if not matches and table.rpartition(".")[2] in OPEN_TABLES and _TOKEN.fullmatch(key):
+        matches = [f"{path}.{key}" for path in resolve(tree, table)]
     if not matches:
         raise SpecError(f"unknown parameter {name!r}{_suggest(tree, name)}")
     relative = {_GROUP.sub("", path) for path in matches}
@@ -158,11 +168,19 @@ def _set(tree: Tree, path: str, value: Any) -> None:
     node[tokens[-1]] = value
 
 
+def _current(tree: Tree, path: str) -> Any:
+    """The value at ``path``, or for a new key of an open table, a value of the type it takes."""
+    table, _, key = path.rpartition(".")
+    if table.rpartition(".")[2] in OPEN_TABLES and key not in get(tree, table):
+        return OPEN_TABLES[table.rpartition(".")[2]]
+    return get(tree, path)
+
+
 def apply_overrides(tree: Tree, overrides: Mapping[str, Any]) -> Tree:
     """A copy of ``tree`` with every ``name: value`` applied (model replacements first)."""
     result = copy.deepcopy(tree)
     ordered = sorted(overrides.items(), key=lambda item: ALIASES.get(item[0], item[0]).split(".")[-1] != "model")
     for name, value in ordered:
         for path in resolve(result, name):
-            _set(result, path, coerce(path, get(result, path), value))
+            _set(result, path, coerce(path, _current(result, path), value))
     return result
