@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from larvastudy.execution import ProgressCallback, SweepSummary, run_batch
+from larvastudy.execution import FitSummary, ProgressCallback, SweepSummary, run_batch
 from larvastudy.export import export_study
 from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import default_outdir, load_study, open_storage, storage_url
@@ -26,29 +26,36 @@ class BatchRun:
     ``storage``: Optuna RDB URL or SQLite path (default ``storage/larvastudy.db``, or
     ``$LARVASTUDY_STORAGE``); ``study_name``: default the Batch name (``id``, else the experiment);
     ``outdir``: where ``store()`` writes (``.dir``, default ``storage/<study>/``); ``allow_large``:
-    permit sweeps above 100,000 simulations. Everything is validated here, before anything runs.
+    permit sweeps above 100,000 simulations; ``targets``: metric values to fit (see
+    :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs.
     """
 
     def __init__(self, experiment: str, sample: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
                  Nsims: int = 1, metrics: list[str] | None = None, optimization: dict[str, Any] | None = None,
-                 *, storage: str | None = None, study_name: str | None = None, outdir: str | Path | None = None,
-                 allow_large: bool = False, **larvaworld_extras: Any):
+                 *, targets: dict[str, Any] | None = None, storage: str | None = None, study_name: str | None = None,
+                 outdir: str | Path | None = None, allow_large: bool = False, **larvaworld_extras: Any):
         self.batch: Batch = batch_from_kwargs(experiment, sample, fixed, Nsims, metrics, optimization,
-                                              **larvaworld_extras)
+                                              targets=targets, **larvaworld_extras)
         self.batch.check_size(allow_large)
         self.allow_large = allow_large
         self.storage = storage_url(storage)
-        self.study_name = study_name or self.batch.name
-        self.dir = Path(outdir) if outdir is not None else default_outdir(self.study_name)
-        self.summary: SweepSummary | None = None
+        self.study_name = study_name
+        self._outdir = Path(outdir) if outdir is not None else None
+        self.summary: SweepSummary | FitSummary | None = None
         self.par_df: pd.DataFrame | None = None
         self.figs: dict[str, Figure] = {}
 
-    def simulate(self, n_jobs: int = 1,
-                 progress: ProgressCallback | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
-        """Run (or resume) the sweep with ``n_jobs`` worker processes, then export: ``(par_df, figs)``."""
+    def simulate(self, n_jobs: int = 1, progress: ProgressCallback | None = None, *, sampler: str = "grid",
+                 n_trials: int | None = None, warm_start: str | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
+        """Run (or resume) the sweep with ``n_jobs`` worker processes, then export: ``(par_df, figs)``.
+
+        ``sampler`` other than ``"grid"`` fits the Batch instead (``n_trials`` points; see :func:`run_batch`),
+        in study ``<name>-<sampler>`` unless ``study_name`` was given.
+        """
+        self.study_name = self.study_name or (self.batch.name if sampler == "grid" else f"{self.batch.name}-{sampler}")
         self.summary = run_batch(self.batch, storage=self.storage, study_name=self.study_name, n_jobs=n_jobs,
-                                 progress=progress, allow_large=self.allow_large)
+                                 progress=progress, allow_large=self.allow_large, sampler=sampler, n_trials=n_trials,
+                                 warm_start=warm_start)
         return self.store()
 
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
@@ -57,7 +64,12 @@ class BatchRun:
         return self.par_df, self.figs
 
     @property
+    def dir(self) -> Path:
+        """Where ``store()`` writes: ``outdir``, else ``storage/<study>/``."""
+        return self._outdir if self._outdir is not None else default_outdir(self.study_name or self.batch.name)
+
+    @property
     def study(self) -> optuna.Study:
         """The Optuna study (it must exist: run ``simulate()`` first)."""
-        study, _ = load_study(open_storage(self.storage), self.study_name, self.batch)
+        study, _ = load_study(open_storage(self.storage), self.study_name or self.batch.name, self.batch)
         return study

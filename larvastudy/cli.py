@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from larvastudy.errors import SpecError
-from larvastudy.execution import GRACE, SweepInterrupted, join_sweep, run_batch
+from larvastudy.execution import ADAPTIVE_SAMPLERS, GRACE, FitInterrupted, SweepInterrupted, join_sweep, run_batch
 from larvastudy.export import build_par_df, export_study
 from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
 from larvastudy.inspect.report import write_report
@@ -31,6 +31,7 @@ from larvastudy.inspect.stats import power_table
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
+from larvastudy.study.study import SAMPLER_ATTR, is_fit
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -52,12 +53,13 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _overrides(items: Sequence[str]) -> dict[str, Any]:
+def _pairs(option: str, items: Sequence[str]) -> dict[str, Any]:
+    """``name=value`` items (``--set``, ``--target``) as a dict of parsed values."""
     result = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise SpecError(f"--set takes path=value, got {item!r}")
+            raise SpecError(f"{option} takes {'metric' if option == '--target' else 'path'}=value, got {item!r}")
         result[name.strip()] = _parse_value(value.strip())
     return result
 
@@ -68,29 +70,31 @@ def _batch(args: argparse.Namespace) -> Batch:
     if args.nsims is not None:
         changes["Nsims"] = args.nsims
     if args.set:
-        changes["fixed"] = {**batch.fixed, **_overrides(args.set)}
+        changes["fixed"] = {**batch.fixed, **_pairs("--set", args.set)}
+    if getattr(args, "target", None):
+        changes["targets"] = _pairs("--target", args.target)
     return dataclasses.replace(batch, **changes) if changes else batch
-
-
-def _study_name(args: argparse.Namespace, batch: Batch) -> str:
-    return args.study_name or batch.name
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     batch = _batch(args)
-    url, name = storage_url(args.storage), _study_name(args, batch)
+    url = storage_url(args.storage)
+    fit = args.sampler != "grid"
+    name = args.study_name or (f"{batch.name}-{args.sampler}" if fit else batch.name)
+    warm_start = batch.name if args.warm_start == "" else args.warm_start
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(name, total=batch.grid_size, failed=0)
+        task = bar.add_task(name, total=None, failed=0)
 
         def progress(done: int, failed: int, total: int, elapsed: float) -> None:
             bar.update(task, completed=done, total=total, failed=failed)
 
         try:
             summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
-                                allow_large=args.yes)
-        except SweepInterrupted as stop:
+                                allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
+                                n_trials=args.n_trials, warm_start=warm_start)
+        except (SweepInterrupted, FitInterrupted) as stop:
             bar.stop()
             err.print(f"{stop} (larvastudy run {args.name} ...)")
             return 130
@@ -142,7 +146,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     points = len(batch.points())
     out.print(f"grid: {points} points x {batch.Nsims} replicates = {batch.grid_size} simulations")
     out.print(f"fixed: {batch.fixed or '-'}")
-    out.print(f"metrics: {', '.join(batch.metrics)}; objective: {batch.direction} {batch.objective_metric()}")
+    out.print(f"metrics: {', '.join(batch.metrics)}; objective: {batch.direction} {batch.objective_name()}")
     return 0
 
 
@@ -152,6 +156,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if is_fit(study):
+        out.print(f"fit {args.name!r} in {display_url(url)} ({study.user_attrs[SAMPLER_ATTR]}): {len(done)} points "
+                  f"complete, {batch.Nsims} simulations each")
+        out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
+        if done and len(study.directions) == 1:
+            best = study.best_trial
+            out.print(f"best {study.metric_names[0] if study.metric_names else 'objective'} {best.value:.4g} "
+                      f"(trial {best.number}): {best.user_attrs.get('point', best.params)}", highlight=False)
+        return 0
     left = batch.grid_size - len(done)
     out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
               f"{left} left")
@@ -218,8 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     definition(run)
     run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
     storage(run)
-    run.add_argument("--study-name", help="study name (default: the Batch name)")
+    run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
     run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
+    run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
+    run.add_argument("--grace", type=float, default=GRACE,
+                     help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+    fit = run.add_argument_group("fitting (adaptive samplers)")
+    fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
+                     help="grid: the whole grid (default); others propose points adaptively")
+    fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
+    fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
+                     help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
+    fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
+                     help="first copy the completed points of a grid study (default: the Batch's own)")
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="join a study's sweep (on any machine sharing its storage) until "

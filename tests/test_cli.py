@@ -65,7 +65,7 @@ def test_status_show_list_export(swept):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "nope"], "unknown Batch 'nope'"),
-    (["run", "PItest_off", "--set", "gain_dict.CX=3"], "unknown parameter 'gain_dict.CX'"),
+    (["run", "PItest_off", "--set", "olfactor.gain_dikt.CS=3"], "unknown parameter 'olfactor.gain_dikt.CS'"),
     (["run", "PItest_off", "--set", "duration=abc"], "duration takes a number, got 'abc'"),
     (["run", "PItest_off", "--set", "duration"], "--set takes path=value"),
     (["run", "PItest_off", "--nsims", "0"], "Nsims must be a whole number >= 1, got 0"),

@@ -1,5 +1,9 @@
-"""Running Batch sweeps: claims shared by any number of processes, worker pools, exactly-once trials, resume."""
+"""Running Batches: grid sweeps (claims shared by any number of processes, exactly-once trials, resume)
+and adaptive fits (an Optuna sampler proposing points), both on worker processes."""
 
-from larvastudy.execution.sweep import GRACE, ProgressCallback, SweepInterrupted, SweepSummary, join_sweep, run_batch
+from larvastudy.execution.adaptive import ADAPTIVE_SAMPLERS, FitInterrupted, FitSummary
+from larvastudy.execution.plan import ProgressCallback
+from larvastudy.execution.sweep import GRACE, SweepInterrupted, SweepSummary, join_sweep, run_batch
 
-__all__ = ["GRACE", "ProgressCallback", "SweepInterrupted", "SweepSummary", "join_sweep", "run_batch"]
+__all__ = ["ADAPTIVE_SAMPLERS", "GRACE", "FitInterrupted", "FitSummary", "ProgressCallback", "SweepInterrupted",
+           "SweepSummary", "join_sweep", "run_batch"]

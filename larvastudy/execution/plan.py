@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from larvastudy.spec.batch import Batch
 from larvastudy.study.records import Task
 
+#: ``progress(done, failed, total, elapsed)``: simulations (grid sweeps) or trials (fits) complete,
+#: earlier runs included; failed in this run; in the sweep or trial budget; seconds since the run started.
+ProgressCallback = Callable[[int, int, int, float], None]
 #: Larvae per engine call the automatic chunking aims at. The engine steps a chunk's larvae together,
 #: and a step's fixed cost equals that of a few hundred larvae, so chunks of this size spend little on it.
 CHUNK_LARVAE = 4000
@@ -28,7 +31,8 @@ def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
 
 def all_tasks(batch: Batch) -> list[Task]:
     """Every (grid point, replicate) in grid order: task ``i`` is point ``i // Nsims``, replicate ``i % Nsims``."""
-    return [Task(i, r, trial_seed(batch, point, r)) for i, point in enumerate(batch.points()) for r in range(batch.Nsims)]
+    return [Task(i, r, trial_seed(batch, point, r), params=point)
+            for i, point in enumerate(batch.points()) for r in range(batch.Nsims)]
 
 
 def claim_size(batch: Batch, pending: int, n_workers: int, chunk_size: int | None = None) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,8 +24,9 @@ from optuna.storages import RDBStorage
 
 from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
+from larvastudy.execution.adaptive import ADAPTIVE_SAMPLERS, FitSummary, fit_batch
 from larvastudy.execution.heartbeat import Heartbeat
-from larvastudy.execution.plan import all_tasks, claim_size
+from larvastudy.execution.plan import ProgressCallback, all_tasks, claim_size
 from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
@@ -39,9 +39,6 @@ GRACE = 60.0
 #: Seconds between checks, once nothing is left to claim, for simulations other processes finish or lose.
 WAIT = 1.0
 
-#: ``progress(done, failed, total, elapsed)``: simulations complete (earlier runs included), failed in
-#: this run, in the sweep, and seconds since the run started.
-ProgressCallback = Callable[[int, int, int, float], None]
 
 
 @dataclass(frozen=True)
@@ -94,8 +91,9 @@ def _positive_int(value: object, minimum: int = 1) -> bool:
 
 def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
               progress: ProgressCallback | None = None, allow_large: bool = False,
-              chunk_size: int | None = None, retries: int = 0, grace: float = GRACE,
-              simulate: Simulate = simulate_many) -> SweepSummary:
+              chunk_size: int | None = None, retries: int = 0, grace: float = GRACE, sampler: str = "grid",
+              n_trials: int | None = None, warm_start: str | None = None,
+              simulate: Simulate = simulate_many) -> SweepSummary | FitSummary:
     """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
     ``storage``: an Optuna RDB URL or SQLite path (default: see :func:`larvastudy.study.storage_url`).
@@ -103,9 +101,26 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
     in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
     option, and :class:`SweepInterrupted` on Ctrl-C.
+
+    ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
+    makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
+    default, optionally warm-started from the grid study ``warm_start``; it returns a
+    :class:`~larvastudy.execution.adaptive.FitSummary` (see :mod:`larvastudy.execution.adaptive`).
     """
-    batch.check_size(allow_large)
     n_workers = worker_count(n_jobs)
+    if sampler != "grid":
+        if sampler not in ADAPTIVE_SAMPLERS:
+            raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+        if chunk_size is not None or retries:
+            raise SpecError("chunk_size and retries apply to grid sweeps; an adaptive fit runs each point's "
+                            "replicates in one engine call and records a failure as a FAIL trial")
+        return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
+                         study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
+                         progress=progress, warm_start=warm_start, simulate=simulate)
+    if n_trials is not None or warm_start is not None:
+        raise SpecError("n_trials and warm_start need an adaptive sampler (e.g. --sampler tpe); "
+                        "a grid sweep runs its whole grid")
+    batch.check_size(allow_large)
     if chunk_size is not None and not _positive_int(chunk_size):
         raise SpecError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     if not _positive_int(retries, 0):

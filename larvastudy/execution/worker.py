@@ -14,6 +14,7 @@ import numpy as np
 
 from larvastudy.engine import SimResult
 from larvastudy.spec.batch import Batch, Optimization
+from larvastudy.spec.objective import distance
 from larvastudy.study.records import Outcome, Task
 
 #: The engine seam: ``simulate(jobs)`` runs ``(config, seed)`` jobs and returns their results in order.
@@ -25,7 +26,10 @@ PARENT_CHECK = 1.0
 
 
 def objective(batch: Batch, result: SimResult) -> float:
-    """The objective metric reduced over larvae as ``batch.optimization`` says (absolute, mean or std)."""
+    """One simulation's objective: the distance of its metric means to ``batch.targets``, else the
+    objective metric reduced over larvae as ``batch.optimization`` says (absolute, mean or std)."""
+    if batch.targets:
+        return distance(batch.targets, result.summary())
     opt = batch.optimization or Optimization()
     values = result.per_larva[batch.objective_metric()]
     if opt.absolute:
@@ -33,15 +37,15 @@ def objective(batch: Batch, result: SimResult) -> float:
     return float(np.std(values) if opt.operator == "std" else np.mean(values))
 
 
-def run_chunk(batch: Batch, points: list[dict[str, Any]], tasks: list[Task], simulate: Simulate) -> list[Outcome]:
+def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outcome]:
     """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial."""
     started = datetime.now()
     try:
-        configs = {p: batch.config(points[p]) for p in {t.point for t in tasks}}
+        configs = {t.point: batch.config(t.params) for t in tasks}
         results = simulate([(configs[t.point], t.seed) for t in tasks])
     except Exception as exc:  # any engine error becomes the trial's recorded error
         if len(tasks) > 1:
-            return [outcome for task in tasks for outcome in run_chunk(batch, points, [task], simulate)]
+            return [outcome for task in tasks for outcome in run_chunk(batch, [task], simulate)]
         return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
     finished = datetime.now()
     return [_outcome(batch, task, result, started, finished) for task, result in zip(tasks, results)]
@@ -49,7 +53,7 @@ def run_chunk(batch: Batch, points: list[dict[str, Any]], tasks: list[Task], sim
 
 def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, finished: datetime) -> Outcome:
     value = objective(batch, result)
-    error = None if math.isfinite(value) else f"objective {batch.objective_metric()} is {value}"
+    error = None if math.isfinite(value) else f"objective {batch.objective_name()} is {value}"
     return Outcome(task, result.summary(), value, error, started, finished)
 
 
@@ -57,7 +61,6 @@ def worker_main(batch: Batch, simulate: Simulate, inbox: Any, results: Any, work
     """Process entry point: run the chunks put in ``inbox``, put ``(worker_id, outcomes)`` in ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
     results.cancel_join_thread()  # never block at exit on a parent that is gone
-    points = batch.points()
     while True:
         try:
             tasks = inbox.get(timeout=PARENT_CHECK)
@@ -65,4 +68,4 @@ def worker_main(batch: Batch, simulate: Simulate, inbox: Any, results: Any, work
             if os.getppid() != parent_pid:  # the parent was killed: do not linger as an orphan
                 os._exit(0)  # skip interpreter cleanup: a lock inherited from another parent thread could hang it
             continue
-        results.put((worker_id, run_chunk(batch, points, tasks, simulate)))
+        results.put((worker_id, run_chunk(batch, tasks, simulate)))

@@ -98,7 +98,7 @@ def _definition(batch: Any) -> str:
                          for axis, col in batch.axis_columns().items()])
     text = (f"Experiment {batch.experiment}; {len(batch.points())} grid points x {batch.Nsims} replicates = "
             f"{batch.grid_size} simulations; metrics {', '.join(batch.metrics)}; objective {batch.direction} "
-            f"{batch.objective_metric()}.")
+            f"{batch.objective_name()}.")
     return (_table_section("Sweep definition", text, axes)
             + f"<details><summary>Full definition</summary><pre>"
               f"{html.escape(json.dumps(batch.to_dict(), indent=2))}</pre></details>")

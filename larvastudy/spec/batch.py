@@ -31,6 +31,7 @@ from larvastudy.engine import available_metrics, canonical
 from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import SpecError
 from larvastudy.spec import paths
+from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.spec.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
@@ -42,7 +43,8 @@ RESERVED_COLUMNS = frozenset({REPLICATE, "seed", "grid_point", "error"})
 
 Scalar = int | float | str | bool
 
-_TOML_KEYS = ("name", "description", "experiment", "Nsims", "metrics", "seed", "sample", "fixed", "optimization")
+_TOML_KEYS = ("name", "description", "experiment", "Nsims", "metrics", "seed", "sample", "fixed", "optimization",
+              "targets")
 _OPTIMIZATION_KEYS = ("fit_par", "minimize", "absolute", "operator", "threshold", "max_Nsims", "operations")
 _LARVAWORLD_KEYS = ("exp", "exp_kws", "space_search", "id")
 _OPERATORS = ("mean", "std")
@@ -52,7 +54,8 @@ _OPERATORS = ("mean", "std")
 class Optimization:
     """larvaworld's ``OptimizationOps``: which metric is the objective and how it is reduced.
 
-    ``threshold`` and ``max_Nsims`` are kept for reports only: a grid sweep always runs its whole grid.
+    ``threshold``: a run stops once a point's objective reaches it (at or below when minimising,
+    at or above when maximising). ``max_Nsims``: an adaptive fit's default number of trials.
     """
 
     fit_par: str | None = None
@@ -101,6 +104,7 @@ class Batch:
     optimization: Optimization | None = None
     seed: int = 0
     description: str = ""
+    targets: Mapping[str, Target] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -126,8 +130,10 @@ class Batch:
         set_(self, "sample", {str(axis): grid_values(str(axis), spec) for axis, spec in self.sample.items()})
         set_(self, "fixed", copy.deepcopy({str(k): _plain(v) for k, v in self.fixed.items()}))
         set_(self, "metrics", self._checked_metrics())
-        if self.objective_metric() not in self.metrics:
-            set_(self, "metrics", (*self.metrics, self.objective_metric()))
+        set_(self, "targets", parse_targets(self.targets, self._allowed_metrics()))
+        for metric in (self.objective_metric(), *self.targets):
+            if metric not in self.metrics:
+                set_(self, "metrics", (*self.metrics, metric))
         self._check_parameters()
 
     # -- the grid ---------------------------------------------------------------------------------
@@ -176,9 +182,16 @@ class Batch:
             return "PI"
         return self.metrics[0]
 
+    def objective_name(self) -> str:
+        """The objective's name: ``target_distance`` with targets, else :meth:`objective_metric`."""
+        return DISTANCE if self.targets else self.objective_metric()
+
     @property
     def direction(self) -> str:
-        """'minimize' or 'maximize': ``optimization.minimize`` for a fit_par, PI is maximised."""
+        """'minimize' or 'maximize': minimise a target distance, ``optimization.minimize`` for a fit_par,
+        PI is maximised."""
+        if self.targets:
+            return "minimize"
         opt = self.optimization
         if opt is not None and opt.fit_par is not None:
             return "minimize" if opt.minimize else "maximize"
@@ -198,6 +211,7 @@ class Batch:
             "metrics": list(self.metrics),
             "optimization": dataclasses.asdict(self.optimization) if self.optimization else None,
             "seed": self.seed,
+            "targets": targets_to_dict(self.targets),
         }
 
     @classmethod
@@ -224,15 +238,18 @@ class Batch:
 
     def _checked_metrics(self) -> tuple[str, ...]:
         """The metrics to compute (canonical names; the experiment's own list by default)."""
-        tree = experiment_tree(self.experiment)
-        wanted = list(self.metrics) if self.metrics else list(tree["metrics"])
+        wanted = list(self.metrics) if self.metrics else list(experiment_tree(self.experiment)["metrics"])
         fit_par = self.optimization.fit_par if self.optimization else None
-        allowed = available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
+        allowed = self._allowed_metrics()
         for what, name in [*(("metric", m) for m in wanted), ("optimization fit_par", fit_par)]:
             if name is not None and (not isinstance(name, str) or canonical(name) not in allowed):
                 raise SpecError(f"unknown {what} {name!r} for experiment {self.experiment!r}; "
                                 f"available: {', '.join(allowed)}")
         return tuple(dict.fromkeys(canonical(m) for m in wanted))
+
+    def _allowed_metrics(self) -> list[str]:
+        tree = experiment_tree(self.experiment)
+        return available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
 
     def _check_parameters(self) -> None:
         """Resolve every override and compile one config per axis value, so errors surface now.
@@ -396,7 +413,7 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
                       fixed: Mapping[str, Any] | None = None, Nsims: int = 1,
                       metrics: list[str] | tuple[str, ...] | None = None,
                       optimization: Optimization | Mapping[str, Any] | None = None, name: str | None = None,
-                      seed: int = 0, **larvaworld_extras: Any) -> Batch:
+                      seed: int = 0, targets: Mapping[str, Any] | None = None, **larvaworld_extras: Any) -> Batch:
     """A Batch from ``BatchRun`` arguments, including larvaworld registry entries.
 
     Accepted registry keys: ``exp`` (must name ``experiment``), ``exp_kws`` (larvaworld's enrichment
@@ -419,7 +436,8 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
             raise SpecError(f"{axis!r} is given twice (in sample/fixed and in space_search)")
         target[axis] = spec
     return Batch(name=name or larvaworld_extras.get("id") or experiment, experiment=experiment, sample=axes,
-                 fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()), optimization=optimization, seed=seed)
+                 fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()), optimization=optimization, seed=seed,
+                 targets=targets or {})
 
 
 def _studies():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
@@ -18,13 +20,15 @@ from larvastudy.study.grid import distributions, grid_ids, search_space
 
 @dataclass(frozen=True)
 class Task:
-    """One try of one simulation: grid point ``point`` (index into ``Batch.points()``), replicate, seed,
-    and which try of that simulation it is (1 for the first)."""
+    """One try of one simulation: its point's index (into ``Batch.points()`` for grid sweeps, the trial
+    number for adaptive ones), replicate, seed, which try of that simulation it is (1 for the first),
+    and the point's parameter values (so a worker needs nothing else to run it)."""
 
     point: int
     replicate: int
     seed: int
     attempt: int = 1
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

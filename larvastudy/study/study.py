@@ -15,29 +15,66 @@ from larvastudy.study.storage import display_url
 
 #: Study user attribute holding ``Batch.to_dict()``.
 BATCH_ATTR = "batch"
+#: Study user attribute naming the sampler of an adaptive fit (absent for grid sweeps).
+SAMPLER_ATTR = "sampler"
+#: User attribute of a trial copied into a fit by a warm start: ``<study>#<trial numbers>``.
+COPIED_FROM = "copied_from"
 #: Definition fields that must match for a run to continue an existing study.
-_IDENTITY = ("experiment", "sample", "fixed", "Nsims", "metrics", "optimization", "seed")
+_IDENTITY = ("experiment", "sample", "fixed", "Nsims", "metrics", "optimization", "seed", "targets")
 
 
 def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: str) -> optuna.Study:
     """The study ``study_name`` for ``batch``: created if new, else checked to hold the same sweep."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch))
-    except KeyError:
-        study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
-                                    direction=batch.direction)
-    stored = study.user_attrs.get(BATCH_ATTR)
-    if stored is None:
-        if study.get_trials(deepcopy=False):
-            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} was not made by larvastudy; "
-                            "choose another study name")
-        study.set_user_attr(BATCH_ATTR, batch.to_dict())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([batch.objective_metric()])
-    else:
-        _check_same(batch, stored, study_name, storage.url)
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
+                                direction=batch.direction, load_if_exists=True)
+    if not _adopt(study, batch, storage, [batch.objective_name()]):
+        if is_fit(study):
+            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
+                            "sweep another study name (--study-name)")
+        _check_same(batch, study.user_attrs[BATCH_ATTR], study_name, storage.url)
     return study
+
+
+def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: str,
+                   sampler: optuna.samplers.BaseSampler, multi: bool) -> optuna.Study:
+    """The adaptive-fit study ``study_name`` for ``batch``, created if new (one objective, or one per target
+    when ``multi``), else checked to hold the same Batch and objectives. Its sampler may change between
+    runs (e.g. random search first, then TPE)."""
+    directions = ["minimize"] * len(batch.targets) if multi else [batch.direction]
+    names = [f"{m}_error" for m in batch.targets] if multi else [batch.objective_name()]
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
+                                load_if_exists=True)
+    if not _adopt(study, batch, storage, names, type(sampler).__name__):
+        if not is_fit(study):
+            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
+                            "another study name (--study-name)")
+        _check_same(batch, study.user_attrs[BATCH_ATTR], study_name, storage.url)
+        if [d.name.lower() for d in study.directions] != directions or study.metric_names != names:
+            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} optimises "
+                            f"{', '.join(study.metric_names or [])}, not {', '.join(names)}; use another study name")
+    return study
+
+
+def _adopt(study: optuna.Study, batch: Batch, storage: optuna.storages.RDBStorage, objective_names: list[str],
+           sampler: str | None = None) -> bool:
+    """Record ``batch`` (and a fit's ``sampler``) on a study larvastudy has not set up yet; False if it had."""
+    if BATCH_ATTR in study.user_attrs:
+        return False
+    if study.get_trials(deepcopy=False):
+        raise SpecError(f"study {study.study_name!r} in {display_url(storage.url)} was not made by larvastudy; "
+                        "choose another study name")
+    study.set_user_attr(BATCH_ATTR, batch.to_dict())
+    if sampler is not None:
+        study.set_user_attr(SAMPLER_ATTR, sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(objective_names)
+    return True
+
+
+def is_fit(study: optuna.Study) -> bool:
+    """Whether ``study`` is an adaptive fit (a trial per proposed point) rather than a grid sweep."""
+    return SAMPLER_ATTR in study.user_attrs
 
 
 def load_study(storage: optuna.storages.RDBStorage, study_name: str,
@@ -52,7 +89,8 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
         batch = Batch.from_dict(stored)
     else:
         _check_same(batch, stored, study_name, storage.url)
-    study.sampler = grid_sampler(batch)
+    if not is_fit(study):
+        study.sampler = grid_sampler(batch)
     return study, batch
 
 
@@ -65,7 +103,8 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
 
 def _check_same(batch: Batch, stored: dict, study_name: str, url: str) -> None:
     current = json.loads(json.dumps(batch.to_dict()))
-    changed = [key for key in _IDENTITY if stored.get(key) != current[key]]
+    stored = json.loads(json.dumps(Batch.from_dict(stored).to_dict()))  # fields added since get their defaults
+    changed = [key for key in _IDENTITY if stored[key] != current[key]]
     if changed:
         raise SpecError(f"study {study_name!r} in {display_url(url)} was made with a different "
                         f"{', '.join(changed)}; use another study name (--study) to start a new study")

@@ -1,0 +1,289 @@
+"""Adaptive fits: an Optuna sampler proposes points, each is simulated ``Nsims`` times, and the trial's
+objective is the replicates' mean, so a noisy metric is not chased.
+
+One Optuna trial is one proposed point (unlike a grid sweep, where a trial is one simulation); its
+user attributes hold the metrics' means over replicates and, under ``replicates``, every simulation's
+seed and metrics, from which the exporter builds par_df. The run asks the sampler for a new point
+whenever a worker process has room, so ``n_jobs`` workers keep busy (TPE's constant liar keeps
+parallel proposals apart). It stops after ``n_trials`` simulated trials (default
+``optimization.max_Nsims``) or once a trial reaches ``optimization.threshold``; running it again
+continues the same study up to the same budget. Trials a crash or kill left RUNNING are marked FAIL
+when the next run starts: one process runs a fit at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.orm import Session
+
+from larvastudy.errors import SpecError
+from larvastudy.execution.plan import ProgressCallback, trial_seed
+from larvastudy.execution.pool import WorkerPool
+from larvastudy.execution.worker import Simulate
+from larvastudy.spec.batch import Batch
+from larvastudy.spec.objective import distance, target_errors
+from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.study.study import COPIED_FROM, open_fit_study
+
+#: The samplers ``--sampler`` takes besides ``grid``.
+ADAPTIVE_SAMPLERS = ("random", "tpe", "cmaes", "qmc", "nsga2")
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """How a fit left its study."""
+
+    study_name: str
+    storage_url: str
+    sampler: str
+    complete: int  # simulated COMPLETE trials, earlier runs included (copied ones not counted)
+    failed: int  # FAIL trials of this run
+    total: int  # the trial budget
+    elapsed: float
+    best_values: list[float] | None
+    best_params: dict[str, Any] | None
+    stopped: str  # why the run ended
+    copied: int = 0  # trials a warm start copied in this run
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped != "interrupted"
+
+    def __str__(self) -> str:
+        where = f"study {self.study_name!r} in {self.storage_url}"
+        best = ""
+        if self.best_values is not None:
+            shown = ", ".join(f"{v:.4g}" for v in self.best_values)
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in (self.best_params or {}).items())
+            best = f"; best {shown} at {params}"
+        copied = f", {self.copied} copied by the warm start" if self.copied else ""
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials{copied}{failed}, "
+                f"{self.stopped} ({self.elapsed:.1f} s){best}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def make_sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
+    """The Optuna sampler ``name`` (one of :data:`ADAPTIVE_SAMPLERS`), seeded for reproducible fits."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(name, seed, n_trials)
+
+
+def _sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(10, max(1, n_trials // 4)))
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False,
+                                          warn_independent_sampling=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n_trials // 5)))
+    raise SpecError(f"unknown sampler {name!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+
+
+def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
+              n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
+              simulate: Simulate) -> FitSummary:
+    """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
+    the same storage whose completed points are copied in (not re-simulated) before the first run."""
+    budget = n_trials if n_trials is not None else (batch.optimization.max_Nsims if batch.optimization else None)
+    if budget is None:
+        raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
+                        "or max_Nsims in [optimization]")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise SpecError(f"n_trials must be a whole number >= 1, got {budget!r}")
+    multi = sampler == "nsga2" and len(batch.targets) > 1
+    rdb = open_storage(storage)
+    with setup_lock(storage):
+        source = load_study(rdb, warm_start)[1] if warm_start else None
+        study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
+        _fail_abandoned(study)
+        copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
+    run = _Fit(study, batch, sampler, budget, multi, progress, copied, display_url(storage))
+    if run.stopped():
+        return run.summary()
+    with WorkerPool(batch, n_workers, simulate) as pool:
+        try:
+            for outcomes in pool.run(run.ask):
+                run.tell(outcomes)
+        except KeyboardInterrupt:
+            pool.terminate()
+            run.interrupt()
+            raise FitInterrupted(run.summary()) from None
+    return run.summary()
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the fit; finished trials are stored and running it again continues it."""
+
+    def __init__(self, summary: FitSummary):
+        super().__init__(f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
+                         f"are stored in {summary.storage_url}; run the same fit again to continue")
+        self.summary = summary
+
+
+class _Fit:
+    """One run of a fit: asks points, tells their objective, decides when to stop."""
+
+    def __init__(self, study: optuna.Study, batch: Batch, sampler: str, budget: int, multi: bool,
+                 progress: ProgressCallback | None, copied: int, url: str):
+        self.study, self.batch, self.sampler, self.budget, self.multi = study, batch, sampler, budget, multi
+        self._progress, self._copied, self._url = progress, copied, url
+        self._running: dict[int, optuna.trial.Trial] = {}
+        self._failed = 0
+        self._start = time.monotonic()
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        self._complete = sum(COPIED_FROM not in t.user_attrs for t in done)
+        self._reached = any(self._meets_threshold(t.values) for t in done)
+        self._report()
+
+    def stopped(self) -> bool:
+        """Whether no more points should be asked: budget spent or threshold reached."""
+        return self._reached or self._complete + len(self._running) >= self.budget or self._failed >= self.budget
+
+    def ask(self) -> list[Task]:
+        """The next point's replicate simulations, or none once the run should stop."""
+        if self.stopped():
+            return []
+        trial = self.study.ask()
+        point = self.batch.space.suggest(trial)
+        trial.set_user_attr("point", point)
+        self._running[trial.number] = trial
+        return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point) for r in range(self.batch.Nsims)]
+
+    def tell(self, outcomes: Sequence[Outcome]) -> None:
+        """Store one point's replicates and its objective (FAIL with the first error if any failed)."""
+        trial = self._running.pop(outcomes[0].task.point)
+        errors = [o.error for o in outcomes if o.error is not None]
+        for key, value in replicate_attrs(self.batch, outcomes).items():
+            trial.set_user_attr(key, value)
+        if errors:
+            trial.set_user_attr("error", errors[0])
+            self.study.tell(trial, state=TrialState.FAIL)
+            self._failed += 1
+        else:
+            values = point_values(self.batch, outcomes, self.multi)
+            self.study.tell(trial, values)
+            self._complete += 1
+            self._reached = self._reached or self._meets_threshold(values)
+        self._report()
+
+    def interrupt(self) -> None:
+        """Mark the trials in flight FAIL ("interrupted")."""
+        for trial in self._running.values():
+            trial.set_user_attr("error", "interrupted")
+            self.study.tell(trial, state=TrialState.FAIL)
+        self._running.clear()
+
+    def summary(self) -> FitSummary:
+        best_values = best_params = None
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if complete and not self.multi:
+            best = self.study.best_trial
+            best_values, best_params = best.values, best.user_attrs.get("point", best.params)
+        if self._reached:
+            stopped = "stopped at the threshold"
+        elif self._running:
+            stopped = "interrupted"
+        elif self._failed >= self.budget:
+            stopped = f"stopped after {self._failed} failed trials"
+        else:
+            stopped = "trial budget spent"
+        return FitSummary(self.study.study_name, self._url, self.sampler, self._complete, self._failed, self.budget,
+                          time.monotonic() - self._start, best_values, best_params, stopped, self._copied)
+
+    def _meets_threshold(self, values: Sequence[float] | None) -> bool:
+        threshold = self.batch.optimization.threshold if self.batch.optimization else None
+        if threshold is None or values is None:
+            return False
+        if self.batch.direction == "maximize" and not self.multi:
+            return values[0] >= threshold
+        return all(v <= threshold for v in values)
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            self._progress(self._complete, self._failed, self.budget, time.monotonic() - self._start)
+
+
+def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list[float]:
+    """A point's objective value(s) from its replicates: the mean of their objectives, or the distance of
+    their mean metrics to the targets (one error per target when ``multi``)."""
+    if not batch.targets:
+        return [float(np.mean([o.value for o in outcomes]))]
+    means = {m: float(np.mean([o.metrics[m] for o in outcomes])) for m in batch.targets}
+    return target_errors(batch.targets, means) if multi else [distance(batch.targets, means)]
+
+
+def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """A point trial's user attributes: each metric's mean over replicates (and of ``<metric>_std``), and
+    every replicate's seed, objective and metrics under ``replicates``."""
+    ok = [o for o in outcomes if o.error is None]
+    attrs: dict[str, Any] = {}
+    for name in (ok[0].metrics if ok else {}):
+        attrs[name] = float(np.mean([o.metrics[name] for o in ok]))
+    attrs["replicates"] = [{"replicate": o.task.replicate, "seed": o.task.seed, "value": o.value,
+                            "error": o.error, **o.metrics} for o in outcomes]
+    return attrs
+
+
+def _fail_abandoned(study: optuna.Study) -> None:
+    """Mark trials a killed run left RUNNING as FAIL, so they neither block nor count."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "error", "lost: the run was killed before it finished")
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStorage, name: str,
+                source: Batch, multi: bool) -> int:
+    """Copy the completed points of grid study ``name`` into ``study`` (once; later runs skip it)."""
+    if study.user_attrs.get("warm_start") is not None:
+        return 0
+    if source.experiment != batch.experiment or source.fixed != batch.fixed:
+        raise SpecError(f"warm start: study {name!r} ran experiment {source.experiment!r} with other fixed "
+                        "parameters; only a sweep of the same Batch can warm-start a fit")
+    if not batch.targets and (source.objective_name(), source.optimization) != (batch.objective_name(),
+                                                                                batch.optimization):
+        raise SpecError(f"warm start: study {name!r} scored {source.objective_name()!r} differently; "
+                        "use the same [optimization] or fit to targets")
+    dists = batch.space.distributions()
+    columns = [c for m in batch.metrics for c in (m, f"{m}_std")]
+    by_point: dict[int, list[FrozenTrial]] = {}
+    grid = optuna.load_study(study_name=name, storage=rdb)
+    for trial in grid.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        by_point.setdefault(trial.user_attrs["grid_point"], []).append(trial)
+    copies = []
+    for _, replicates in sorted(by_point.items()):
+        point = {k: v for k, v in replicates[0].params.items() if k in dists}
+        if set(point) != set(dists) or not all(dists[k]._contains(dists[k].to_internal_repr(v))
+                                               for k, v in point.items()):
+            continue  # outside the fit's space
+        outcomes = [Outcome(Task(0, t.params["replicate"], t.user_attrs["seed"]),
+                            {c: t.user_attrs[c] for c in columns if c in t.user_attrs}, t.value, None,
+                            t.datetime_start, t.datetime_complete) for t in replicates]
+        attrs = {**replicate_attrs(batch, outcomes), "point": point,
+                 COPIED_FROM: f"{name}#" + ",".join(str(t.number) for t in replicates)}
+        copies.append(optuna.trial.create_trial(
+            params=point, distributions={k: dists[k] for k in point}, values=point_values(batch, outcomes, multi),
+            user_attrs=json.loads(json.dumps(attrs)), state=TrialState.COMPLETE))
+    with Session(rdb.engine) as session, session.begin():
+        add_trials(session, study._study_id, copies)
+    study.set_user_attr("warm_start", name)
+    return len(copies)
+
