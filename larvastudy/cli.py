@@ -31,6 +31,7 @@ from larvastudy.inspect.stats import power_table
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
+from larvastudy.study.claims import FAILED, PENDING, RUNNING, claim_counts
 from larvastudy.study.study import SAMPLER_ATTR, is_fit
 
 out = Console(soft_wrap=True)
@@ -152,7 +153,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     url = storage_url(args.storage)
-    study, batch = load_study(open_storage(url), args.name)
+    storage = open_storage(url)
+    study, batch = load_study(storage, args.name)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -169,6 +171,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
               f"{left} left")
     out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
+    claims = claim_counts(storage, study._study_id)
+    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker), {claims[PENDING]} pending, "
+              f"{claims[FAILED]} given up after their retries")
     if done and left:
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
         out.print(f"time left at the last runs' pace: about {left * span / len(done):.0f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,17 @@ def test_toml_file_and_larvaworld_flag(tmp_path):
     assert "4/4 simulations complete" in result.stdout
     par_df = pd.read_csv(tmp_path / "storage" / "mine" / "par_df.csv")
     assert sorted(zip(par_df["Npoints"], par_df["replicate"])) == [(2, 0), (2, 1), (3, 0), (3, 1)]
+
+
+def test_status_shows_simulations_claimed_by_a_running_sweep(tmp_path):
+    run = subprocess.Popen([sys.executable, "-m", "larvastudy.cli", "run", "PItest_off", "--nsims", "30"],
+                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            status = cli(tmp_path, "status", "PItest_off")
+            if status.returncode == 0 and "simulations: 0 running" not in status.stdout:
+                break
+        assert re.search(r"simulations: [1-9]\d* running", status.stdout), status.stdout + status.stderr
+    finally:
+        run.kill()
+        run.wait()

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, and_, case, delete, func, insert,
                         or_, select, update)
 from sqlalchemy.exc import DBAPIError
@@ -104,6 +105,19 @@ def _dead(owner: str) -> bool:
             return stat.read().rpartition(")")[2].split()[0] == "Z"
     except OSError:
         return False
+
+
+def claim_counts(storage: optuna.storages.RDBStorage, study_id: int) -> dict[str, int]:
+    """Simulations of a study per claim state (all 0 if no run has set up its claims yet)."""
+    if not sqlalchemy.inspect(storage.engine).has_table(CLAIMS.name):
+        return {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0}
+    with Session(storage.engine) as session:
+        return _counts(session, study_id)
+
+
+def _counts(session: Session, study_id: int) -> dict[str, int]:
+    rows = session.execute(select(_C.state, func.count()).where(_C.study_id == study_id).group_by(_C.state)).all()
+    return {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0, **dict(rows)}
 
 
 @dataclass(frozen=True)
@@ -213,9 +227,7 @@ class ClaimBook:
 
     def counts(self) -> dict[str, int]:
         """Simulations of the study per claim state."""
-        rows = self._transact(lambda session: session.execute(
-            select(_C.state, func.count()).where(_C.study_id == self._study_id).group_by(_C.state)).all())
-        return {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0, **dict(rows)}
+        return self._transact(lambda session: _counts(session, self._study_id))
 
     def _in(self, state: str) -> Any:
         return and_(_C.study_id == self._study_id, _C.state == state)
