@@ -144,3 +144,11 @@ def test_engine_level_errors_are_spec_errors():
         compile_sim(tree("dish", EEB=2.0), 0)
     with pytest.raises(SpecError, match="metric 'PI'"):
         compile_sim({**tree("dish"), "metrics": ["PI"]}, 0)
+
+
+@pytest.mark.parametrize("model", ["feeder", "forager"])
+def test_feeding_models_run_in_an_arena_without_food(model):
+    """A feeder in the food-less dish searches and never eats (it used to crash looking for the nearest source)."""
+    config = apply_overrides(experiment_tree("dish"), {"duration": 0.2, "model": model})
+    result = simulate(config, seed=2)
+    assert np.isfinite(result.per_larva["v_mu"]).all() and result.value("v_mu") > 0

@@ -165,6 +165,8 @@ class BatchRun:
             iy = np.clip(np.floor(gy * (tip.imag / self.arena.height + 0.5)), 0, gy - 1).astype(int)
             where = (self.sim * gx + ix) * gy + iy
             return (self.grid[where] > 0) & self.can_feed, where
+        if self.food_pos.size == 0:  # an arena without food (e.g. a feeder in the dish): nothing to find
+            return np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=int)
         d2 = np.square(np.abs(tip[:, None] - self.food_pos))
         d2[(d2 > self.reach2) | (self.food_amount[self.food_keys] <= 0)] = np.inf
         # Deviation 5: the nearest source within reach (larvaworld picks at random; presets never overlap).
