@@ -131,21 +131,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table("Batch", "experiment", "axes", "simulations", "description", box=None)
     for name in list_batches():
         batch = load_batch(name)
-        table.add_row(name, batch.experiment, ", ".join(batch.sample), str(batch.grid_size), batch.description)
+        size = str(batch.grid_size) if batch.space.is_grid else "continuous"
+        table.add_row(name, batch.experiment, ", ".join(batch.parameters()), size, batch.description)
     out.print(table)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     batch = _batch(args)
-    tree = batch.base_tree()
     out.print(f"[bold]{batch.name}[/bold]: experiment {batch.experiment}, {batch.description}")
     table = Table("axis", "column", "resolves to", "values", box=None)
+    contexts = batch.space.covering_points()
     for axis, column in batch.axis_columns().items():
-        table.add_row(axis, column, "\n".join(paths.resolve(tree, axis)), ", ".join(map(str, batch.sample[axis])))
+        tree = batch.config(next(point for point in contexts if axis in point))
+        table.add_row(axis, column, "\n".join(paths.resolve(tree, axis)), batch.space.describe(axis))
     out.print(table)
-    points = len(batch.points())
-    out.print(f"grid: {points} points x {batch.Nsims} replicates = {batch.grid_size} simulations")
+    if batch.space.is_grid:
+        out.print(f"grid: {len(batch.points())} points x {batch.Nsims} replicates = {batch.grid_size} simulations")
+    else:
+        out.print(f"continuous space ({', '.join(batch.space.continuous_axes())}): fit it with an adaptive sampler, "
+                  f"e.g. larvastudy run {args.name} --sampler tpe --n-trials 50 ({batch.Nsims} simulations per trial)")
     out.print(f"fixed: {batch.fixed or '-'}")
     out.print(f"metrics: {', '.join(batch.metrics)}; objective: {batch.direction} {batch.objective_name()}")
     return 0
@@ -196,8 +201,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_power(args: argparse.Namespace) -> int:
+def _grid_study(args: argparse.Namespace) -> tuple[optuna.Study, Batch]:
+    """The grid study ``args.name``; a SpecError for an adaptive fit, whose points have no replicate grid."""
     study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    if is_fit(study):
+        raise SpecError(f"{args.name!r} is an adaptive fit; {args.command} works on grid sweeps (a fit's tables "
+                        f"and figures are under {default_outdir(args.name)}, written by larvastudy export)")
+    return study, batch
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    study, batch = _grid_study(args)
     table = power_table(build_par_df(study, batch), batch, args.metric, args.delta, args.half_width, args.power)
     out.print(f"study {args.name!r}: {batch.Nsims} replicates per grid point; replicate SD pooled over grid points")
     headers = {"metric": "metric", "pooled_std": "SD", "dof": "df", "ci95_half_width": "CI95 now ±",
@@ -212,7 +226,7 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    study, batch = _grid_study(args)
     path = write_report(study, batch, Path(args.output or default_outdir(args.name) / "report.html"), args.evaluator)
     out.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained HTML)", highlight=False)
     return 0

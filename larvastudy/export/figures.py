@@ -79,7 +79,7 @@ def _drawer(done: pd.DataFrame, axes: list[str], batch: Any) -> tuple[str, Calla
 def varying_axes(batch: Any) -> list[str]:
     """par_df columns of the sampled parameters that take more than one value, in sample order."""
     columns = batch.axis_columns()
-    return [columns[axis] for axis, values in batch.sample.items() if len(set(values)) > 1]
+    return [columns[axis] for axis in batch.space.varying()]
 
 
 def _is_categorical(values: pd.Series) -> bool:

@@ -94,7 +94,7 @@ def _importances(imp: pd.DataFrame, evaluator: str) -> str:
 
 
 def _definition(batch: Any) -> str:
-    axes = pd.DataFrame([{"axis": axis, "column": col, "values": ", ".join(map(str, batch.sample[axis]))}
+    axes = pd.DataFrame([{"axis": axis, "column": col, "values": batch.space.describe(axis)}
                          for axis, col in batch.axis_columns().items()])
     text = (f"Experiment {batch.experiment}; {len(batch.points())} grid points x {batch.Nsims} replicates = "
             f"{batch.grid_size} simulations; metrics {', '.join(batch.metrics)}; objective {batch.direction} "

@@ -31,13 +31,16 @@ def importances(study: optuna.Study, batch: Any, evaluator: str = "ped-anova") -
     ``fanova`` decomposes the metric's variance (needs scikit-learn). PED-ANOVA measures how much a
     parameter's distribution in the best 10 % of trials differs from all trials; as a metric has no
     "best" side here, it is run for the lowest and for the highest values and the two are averaged.
-    Columns: metric, parameter (the par_df column), importance; most important first.
+    Columns: metric, parameter (the par_df column), importance; most important first. Sub-axes of
+    nested axes are left out (they are missing from some trials).
     """
     if evaluator not in EVALUATORS:
         raise SpecError(f"unknown evaluator {evaluator!r}; choose {' or '.join(EVALUATORS)}")
     columns = batch.axis_columns()
-    params = [axis for axis, values in batch.sample.items() if len(set(values)) > 1]
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # A nested sub-axis exists only in some trials, and Optuna's evaluators drop trials that lack a
+    # parameter: importances cover the parameters every trial has.
+    params = [p for p in batch.space.varying() if all(p in t.params for t in trials)]
     rows = []
     for metric in batch.metrics:
         scored = [t for t in trials if math.isfinite(t.user_attrs.get(metric, math.nan))]
@@ -124,8 +127,8 @@ def main_effect_figure(effects: pd.DataFrame, batch: Any, metric: str) -> Figure
 def categorical_axes(batch: Any) -> list[str]:
     """par_df columns of the varying axes with non-numeric values (such as ``model``)."""
     columns = batch.axis_columns()
-    return [columns[axis] for axis, values in batch.sample.items() if len(set(values)) > 1
-            and any(isinstance(v, (str, bool)) for v in values)]
+    return [columns[axis] for axis in batch.space.varying()
+            if any(isinstance(v, (str, bool)) for v in batch.space.values(axis))]
 
 
 def with_conditions(par_df: pd.DataFrame, batch: Any, axis: str) -> pd.DataFrame:

@@ -5,18 +5,17 @@ touched: every problem is a :class:`~larvastudy.errors.SpecError` with one line 
 Batches come from TOML files (:func:`load_batch`, the shipped ones in ``larvastudy/studies/``) or
 from keyword arguments as larvaworld's ``BatchRun`` takes them (:func:`batch_from_kwargs`).
 
-Grid axes are written as a list of values, ``{values = [...]}``, ``{range = [lo, hi], Ngrid = n}``
-or larvaworld's registry form ``[[lo, hi], n]``; ranges expand with ``numpy.linspace``. Values stay
-ints when both ends are ints and every grid value is whole; otherwise they are floats (larvaworld
-truncates ``linspace(-100, 100, 4)`` to ``-33``/``33``, which silently moves grid points).
+Axes (``sample``) are described in :mod:`larvastudy.spec.space`: grid axes (a list of values,
+``{values = [...]}``, ``{range = [lo, hi], Ngrid = n}`` or larvaworld's ``[[lo, hi], n]``), continuous
+ranges for adaptive samplers, zipped and nested axes. Range values stay ints when both ends are ints
+and every grid value is whole; otherwise they are floats (larvaworld truncates
+``linspace(-100, 100, 4)`` to ``-33``/``33``, which silently moves grid points).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import SpecError
 from larvastudy.spec import paths
 from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
+from larvastudy.spec.space import Space, grid_values, is_int, is_number, plain
 from larvastudy.spec.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
@@ -73,9 +73,9 @@ class Optimization:
                 raise SpecError(f"optimization {name} must be true or false, got {getattr(self, name)!r}")
         if self.operator not in _OPERATORS:
             raise SpecError(f"optimization operator must be one of {', '.join(_OPERATORS)}, got {self.operator!r}")
-        if self.threshold is not None and not _is_number(self.threshold):
+        if self.threshold is not None and not is_number(self.threshold):
             raise SpecError(f"optimization threshold must be a number, got {self.threshold!r}")
-        if self.max_Nsims is not None and not (_is_int(self.max_Nsims) and self.max_Nsims >= 1):
+        if self.max_Nsims is not None and not (is_int(self.max_Nsims) and self.max_Nsims >= 1):
             raise SpecError(f"optimization max_Nsims must be a whole number >= 1, got {self.max_Nsims!r}")
 
     @classmethod
@@ -93,11 +93,12 @@ class Optimization:
 
 @dataclass(frozen=True)
 class Batch:
-    """A validated parameter sweep: the Cartesian grid of ``sample`` × ``Nsims`` replicates."""
+    """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.spec.space`) × ``Nsims``
+    replicates, or, with a continuous axis, the space an adaptive sampler searches."""
 
     name: str
     experiment: str
-    sample: dict[str, list]
+    sample: dict[str, Any]
     fixed: dict[str, Any] = field(default_factory=dict)
     Nsims: int = 1
     metrics: tuple[str, ...] = ()
@@ -105,6 +106,7 @@ class Batch:
     seed: int = 0
     description: str = ""
     targets: Mapping[str, Target] = field(default_factory=dict)
+    space: Space = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -114,9 +116,9 @@ class Batch:
         if not isinstance(self.experiment, str):
             raise SpecError(f"experiment must be an experiment name, got {self.experiment!r}")
         experiment_tree(self.experiment)
-        if not (_is_int(self.Nsims) and self.Nsims >= 1):
+        if not (is_int(self.Nsims) and self.Nsims >= 1):
             raise SpecError(f"Nsims must be a whole number >= 1, got {self.Nsims!r}")
-        if not (_is_int(self.seed) and self.seed >= 0):
+        if not (is_int(self.seed) and self.seed >= 0):
             raise SpecError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if not isinstance(self.sample, Mapping) or not isinstance(self.fixed, Mapping):
             raise SpecError("sample and fixed must be tables of parameter: value")
@@ -127,8 +129,9 @@ class Batch:
             raise SpecError(f"optimization must be a table, got {optimization!r}")
         set_ = object.__setattr__  # frozen: normalise once, at construction
         set_(self, "optimization", optimization)
-        set_(self, "sample", {str(axis): grid_values(str(axis), spec) for axis, spec in self.sample.items()})
-        set_(self, "fixed", copy.deepcopy({str(k): _plain(v) for k, v in self.fixed.items()}))
+        set_(self, "space", Space.from_sample(self.sample))
+        set_(self, "sample", self.space.to_sample())
+        set_(self, "fixed", copy.deepcopy({str(k): plain(v) for k, v in self.fixed.items()}))
         set_(self, "metrics", self._checked_metrics())
         set_(self, "targets", parse_targets(self.targets, self._allowed_metrics()))
         for metric in (self.objective_metric(), *self.targets):
@@ -146,8 +149,12 @@ class Batch:
         return self._tree({})
 
     def points(self) -> list[dict[str, Any]]:
-        """The grid points in a stable order (the Cartesian product, last axis fastest)."""
+        """The grid points in a stable order (see :meth:`Space.points`); a SpecError for a continuous space."""
         return [dict(p) for p in self._points]
+
+    def parameters(self) -> list[str]:
+        """Every parameter a point may set: the axes, each followed by its sub-axes."""
+        return self.space.parameters()
 
     def config(self, point: Mapping[str, Any]) -> Tree:
         """The resolved experiment tree of one grid point."""
@@ -155,8 +162,9 @@ class Batch:
 
     @property
     def grid_size(self) -> int:
-        """Simulations in the sweep: grid points × ``Nsims``."""
-        return math.prod(len(v) for v in self.sample.values()) * self.Nsims
+        """Simulations in the sweep: grid points × ``Nsims`` (a SpecError for a continuous space)."""
+        self.space.require_grid()
+        return self.space.size() * self.Nsims
 
     def check_size(self, allow_large: bool = False) -> None:
         """Refuse sweeps above :data:`MAX_SIMULATIONS` unless ``allow_large``."""
@@ -169,8 +177,9 @@ class Batch:
     def axis_columns(self) -> dict[str, str]:
         """Each axis's column name: its last dotted part when that is unambiguous, else the axis."""
         taken = set(RESERVED_COLUMNS) | set(self.metrics) | {f"{m}_std" for m in self.metrics}
-        shorts = {axis: axis.rsplit(".", 1)[-1] for axis in self.sample}
-        names = [*self.sample, *(short for axis, short in shorts.items() if short != axis)]
+        params = self.parameters()
+        shorts = {axis: axis.rsplit(".", 1)[-1] for axis in params}
+        names = [*params, *(short for axis, short in shorts.items() if short != axis)]
         return {axis: short if short == axis or (names.count(short) == 1 and short not in taken) else axis
                 for axis, short in shorts.items()}
 
@@ -228,9 +237,8 @@ class Batch:
         return tree
 
     @cached_property
-    def _points(self) -> list[tuple[tuple[str, Any], ...]]:
-        axes = list(self.sample)
-        return [tuple(zip(axes, combo)) for combo in itertools.product(*self.sample.values())]
+    def _points(self) -> list[dict[str, Any]]:
+        return self.space.points()
 
     def _tree(self, point: Mapping[str, Any]) -> Tree:
         # Fixed and sampled overrides go in together so that model replacements apply first.
@@ -252,27 +260,30 @@ class Batch:
         return available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
 
     def _check_parameters(self) -> None:
-        """Resolve every override and compile one config per axis value, so errors surface now.
+        """Resolve every override and compile a config for every axis value (both ends of a range), so
+        errors surface now.
 
-        Each axis value is checked with the other axes at their first grid value (so a sampled
-        ``model`` is in place); combinations that only fail together fail their own trials at run time.
+        Each value is checked with the other axes at their first value and its own sub-axes in place
+        (so a sampled ``model`` is there); combinations that only fail together fail their own trials.
         """
-        if REPLICATE in self.sample:
+        if REPLICATE in self.space.parameters():
             raise SpecError(f"{REPLICATE!r} is reserved for the replicate number; use Nsims")
-        both = sorted(set(self.sample) & set(self.fixed))
+        both = sorted(set(self.space.parameters()) & set(self.fixed))
         if both:
             raise SpecError(f"{both[0]!r} is both sampled and fixed; keep it in one of them")
-        first = {axis: values[0] for axis, values in self.sample.items()}
-        context = _compile("", self._experiment_tree, {**self.fixed, **first})
-        owners: dict[str, str] = {}
-        for name in [*self.fixed, *self.sample]:
-            for path in paths.resolve(context, name):
-                if owners.setdefault(path, name) != name:
-                    raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
-        for axis, values in self.sample.items():
-            for value in values[1:]:
-                _compile(f"sample {axis!r} value {value!r}", self._experiment_tree,
-                         {**self.fixed, **first, axis: value})
+        checked: list[dict[str, Any]] = []
+        for point in self.space.covering_points():
+            if point in checked:
+                continue
+            checked.append(point)
+            changed = {k: v for k, v in point.items() if checked[0].get(k) != v or k not in checked[0]}
+            where = ", ".join(f"sample {k!r} value {v!r}" for k, v in changed.items())
+            context = _compile(where, self._experiment_tree, {**self.fixed, **point})
+            owners: dict[str, str] = {}
+            for name in [*self.fixed, *point]:
+                for path in paths.resolve(context, name):
+                    if owners.setdefault(path, name) != name:
+                        raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
 
 
 def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:
@@ -283,88 +294,6 @@ def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:
     except SpecError as err:
         raise SpecError(f"{where}: {err}" if where else str(err)) from None
     return config
-
-
-# -- grid axes -------------------------------------------------------------------------------------
-
-
-def grid_values(axis: str, spec: Any) -> list[Scalar]:
-    """The values of one grid axis, from any of the accepted forms (see the module docstring)."""
-    spec = _plain(spec)
-    if isinstance(spec, Mapping):
-        spec = {k: v for k, v in spec.items() if v is not None}
-        if set(spec) == {"values"}:
-            values = spec["values"]
-        elif set(spec) == {"range", "Ngrid"}:
-            values = _linspace(axis, spec["range"], spec["Ngrid"])
-        elif "range" in spec and "Ngrid" not in spec:
-            raise SpecError(f"sample {axis!r}: a range needs Ngrid, e.g. {{range = [0.0, 1.0], Ngrid = 3}}")
-        else:
-            raise SpecError(f"sample {axis!r}: expected {{values = [...]}} or {{range = [lo, hi], Ngrid = n}}, "
-                            f"got keys {', '.join(map(str, spec)) or 'none'}")
-    elif isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], list):
-        values = _linspace(axis, spec[0], spec[1])  # larvaworld registry form [[lo, hi], Ngrid]
-    elif isinstance(spec, list):
-        values = spec
-    else:
-        raise SpecError(f"sample {axis!r}: expected a list of values or {{range = [lo, hi], Ngrid = n}}, "
-                        f"got {spec!r} (constants belong in fixed)")
-    return _checked_values(axis, values)
-
-
-def _linspace(axis: str, bounds: Any, ngrid: Any) -> list[Scalar]:
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
-        raise SpecError(f"sample {axis!r}: range must be two numbers [lo, hi], got {bounds!r}")
-    if not (_is_int(ngrid) and ngrid >= 1):
-        raise SpecError(f"sample {axis!r}: Ngrid must be a whole number >= 1, got {ngrid!r}")
-    values = np.linspace(bounds[0], bounds[1], ngrid).tolist()
-    if all(_is_int(b) for b in bounds) and all(float(v).is_integer() for v in values):
-        return [int(v) for v in values]
-    return [float(v) for v in values]
-
-
-def _checked_values(axis: str, values: Any) -> list[Scalar]:
-    if not isinstance(values, list) or not values:
-        raise SpecError(f"sample {axis!r}: needs at least one value, got {values!r}")
-    kinds = set()
-    for value in values:
-        if isinstance(value, bool):
-            kinds.add("booleans")
-        elif _is_number(value):
-            if not math.isfinite(value):
-                raise SpecError(f"sample {axis!r}: values must be finite, got {value!r}")
-            kinds.add("numbers")
-        elif isinstance(value, str):
-            kinds.add("strings")
-        else:
-            raise SpecError(f"sample {axis!r}: values must be numbers, strings or booleans, got {value!r}")
-    if len(kinds) > 1:
-        raise SpecError(f"sample {axis!r}: values mix {' and '.join(sorted(kinds))}: {values!r}")
-    for i, value in enumerate(values):
-        if value in values[:i]:
-            raise SpecError(f"sample {axis!r}: value {value!r} is listed twice")
-    return list(values)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars/arrays and tuples as plain Python values and lists."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_keys(where: str, raw: Any, allowed: tuple[str, ...]) -> None:

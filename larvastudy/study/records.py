@@ -46,16 +46,16 @@ class Outcome:
 class TrialFactory:
     """Turns outcomes of one Batch into FrozenTrials in the layout the exporter reads.
 
-    COMPLETE trials carry GridSampler's ``search_space``/``grid_id`` system attributes. FAIL trials
-    do not, so that GridSampler, unlike with its own failed trials (optuna#4721), still sees their
-    grid point as unvisited. The ``tries`` user attribute numbers the tries of a simulation.
+    COMPLETE trials of a Cartesian grid carry GridSampler's ``search_space``/``grid_id`` system
+    attributes. FAIL trials do not, so that GridSampler, unlike with its own failed trials
+    (optuna#4721), still sees their grid point as unvisited. The ``tries`` user attribute numbers the
+    tries of a simulation.
     """
 
     def __init__(self, batch: Batch):
         self._points = batch.points()
-        self._space = search_space(batch)
         self._dists = distributions(batch)
-        self._grid_ids = grid_ids(batch)
+        self._grid = (search_space(batch), grid_ids(batch)) if batch.space.is_product else None
 
     def trial(self, outcome: Outcome) -> FrozenTrial:
         task = outcome.task
@@ -63,14 +63,17 @@ class TrialFactory:
         system_attrs = {}
         if outcome.error is None:
             state = TrialState.COMPLETE
-            system_attrs = {"search_space": self._space, "grid_id": int(self._grid_ids[task.point, task.replicate])}
+            if self._grid is not None:
+                space, ids = self._grid
+                system_attrs = {"search_space": space, "grid_id": int(ids[task.point, task.replicate])}
         else:
             state = TrialState.FAIL
             user_attrs["error"] = outcome.error
+        params = {**self._points[task.point], REPLICATE: task.replicate}
         return FrozenTrial(
             number=-1, trial_id=-1, state=state, value=outcome.value if outcome.error is None else None,
             values=None, datetime_start=outcome.started, datetime_complete=outcome.finished,
-            params={**self._points[task.point], REPLICATE: task.replicate}, distributions=self._dists,
+            params=params, distributions={name: self._dists[name] for name in params},
             user_attrs=user_attrs, system_attrs=system_attrs, intermediate_values={},
         )
 

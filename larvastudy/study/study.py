@@ -89,7 +89,7 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
         batch = Batch.from_dict(stored)
     else:
         _check_same(batch, stored, study_name, storage.url)
-    if not is_fit(study):
+    if not is_fit(study) and batch.space.is_product:
         study.sampler = grid_sampler(batch)
     return study, batch
 
