@@ -262,7 +262,7 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
                                                                                 batch.optimization):
         raise SpecError(f"warm start: study {name!r} scored {source.objective_name()!r} differently; "
                         "use the same [optimization] or fit to targets")
-    dists = batch.space.distributions()
+    dists = batch.space.fit_distributions()
     columns = [c for m in batch.metrics for c in (m, f"{m}_std")]
     by_point: dict[int, list[FrozenTrial]] = {}
     grid = optuna.load_study(study_name=name, storage=rdb)
@@ -270,9 +270,9 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
         by_point.setdefault(trial.user_attrs["grid_point"], []).append(trial)
     copies = []
     for _, replicates in sorted(by_point.items()):
-        point = {k: v for k, v in replicates[0].params.items() if k in dists}
-        if set(point) != set(dists) or not all(dists[k]._contains(dists[k].to_internal_repr(v))
-                                               for k, v in point.items()):
+        point = {k: v for k, v in replicates[0].params.items() if k != "replicate"}
+        params = {k: v for k, v in point.items() if k in dists}
+        if not set(params) <= set(dists) or not all(_inside(dists[k], v) for k, v in params.items()):
             continue  # outside the fit's space
         outcomes = [Outcome(Task(0, t.params["replicate"], t.user_attrs["seed"]),
                             {c: t.user_attrs[c] for c in columns if c in t.user_attrs}, t.value, None,
@@ -280,10 +280,16 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
         attrs = {**replicate_attrs(batch, outcomes), "point": point,
                  COPIED_FROM: f"{name}#" + ",".join(str(t.number) for t in replicates)}
         copies.append(optuna.trial.create_trial(
-            params=point, distributions={k: dists[k] for k in point}, values=point_values(batch, outcomes, multi),
+            params=params, distributions={k: dists[k] for k in params}, values=point_values(batch, outcomes, multi),
             user_attrs=json.loads(json.dumps(attrs)), state=TrialState.COMPLETE))
     with Session(rdb.engine) as session, session.begin():
         add_trials(session, study._study_id, copies)
     study.set_user_attr("warm_start", name)
     return len(copies)
 
+
+def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` lies in ``dist`` (a grid value in the fit's range or among its choices)."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    return dist.low <= value <= dist.high
