@@ -9,7 +9,8 @@ import pytest
 
 from larvastudy.engine import simulate
 from larvastudy.errors import SpecError
-from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs, grid_values,
+from larvastudy.spec.space import grid_values
+from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs,
                                    list_batches, load_batch)
 
 FAST = {"duration": 0.05}

@@ -31,7 +31,7 @@ from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import SpecError
 from larvastudy.spec import paths
 from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
-from larvastudy.spec.space import Space, grid_values, is_int, is_number, plain
+from larvastudy.spec.space import Space, is_int, is_number, plain
 from larvastudy.spec.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
@@ -40,8 +40,6 @@ MAX_SIMULATIONS = 100_000
 REPLICATE = "replicate"
 #: Names the exporter's table gives columns of its own; axis columns never shorten to them.
 RESERVED_COLUMNS = frozenset({REPLICATE, "seed", "grid_point", "error"})
-
-Scalar = int | float | str | bool
 
 _TOML_KEYS = ("name", "description", "experiment", "Nsims", "metrics", "seed", "sample", "fixed", "optimization",
               "targets")
