@@ -41,7 +41,8 @@ def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outco
     """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial."""
     started = datetime.now()
     try:
-        configs = {t.point: batch.config(t.params) for t in tasks}
+        points = {t.point: t.params for t in tasks}
+        configs = {point: batch.config(params) for point, params in points.items()}
         results = simulate([(configs[t.point], t.seed) for t in tasks])
     except Exception as exc:  # any engine error becomes the trial's recorded error
         if len(tasks) > 1:
