@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
 from larvastudy.execution import run_batch
 from larvastudy.export import export_study
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.spec.batch import batch_from_kwargs, load_batch
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -231,3 +233,30 @@ def test_cmaes_recovers_gain_and_crawler_frequency(tmp_path):
     summary = run_batch(batch, storage=tmp_path / "s.db", sampler="cmaes", n_trials=60, n_jobs=1)
     assert_within_replicate_ci(study_of(tmp_path / "s.db", "two-cmaes"), means, sds)
     assert abs(summary.best_params["crawler.freq"] - 1.2) <= 0.05  # v_mu pins the frequency closely
+
+
+def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_path):
+    env = {**os.environ, "LARVASTUDY_STORAGE": str(tmp_path / "s.db")}
+    args = [sys.executable, "-m", "larvastudy.cli", "run", "chemotaxis_fit", "--sampler", "random", "--n-trials", "400"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _complete_trials(tmp_path / "s.db"):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same fit again to continue" in err
+    study = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed and {t.user_attrs["error"] for t in failed} == {"interrupted"}
+    done = len(study.get_trials(states=(TrialState.COMPLETE,)))
+    assert run_batch(load_batch("chemotaxis_fit"), storage=tmp_path / "s.db", sampler="random", n_trials=done + 2,
+                     study_name="chemotaxis_fit-random").complete == done + 2
+
+
+def _complete_trials(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        return len(study_of(db, "chemotaxis_fit-random").get_trials(states=(TrialState.COMPLETE,)))
+    except SpecError:
+        return 0

@@ -55,10 +55,6 @@ class FitSummary:
     stopped: str  # why the run ended
     copied: int = 0  # trials a warm start copied in this run
 
-    @property
-    def finished(self) -> bool:
-        return self.stopped != "interrupted"
-
     def __str__(self) -> str:
         where = f"study {self.study_name!r} in {self.storage_url}"
         best = ""
@@ -148,6 +144,7 @@ class _Fit:
         self._progress, self._copied, self._url = progress, copied, url
         self._running: dict[int, optuna.trial.Trial] = {}
         self._failed = 0
+        self._interrupted = False
         self._start = time.monotonic()
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self._complete = sum(COPIED_FROM not in t.user_attrs for t in done)
@@ -191,6 +188,7 @@ class _Fit:
             trial.set_user_attr("error", "interrupted")
             self.study.tell(trial, state=TrialState.FAIL)
         self._running.clear()
+        self._interrupted = True
 
     def summary(self) -> FitSummary:
         best_values = best_params = None
@@ -198,10 +196,10 @@ class _Fit:
         if complete and not self.multi:
             best = self.study.best_trial
             best_values, best_params = best.values, best.user_attrs.get("point", best.params)
-        if self._reached:
-            stopped = "stopped at the threshold"
-        elif self._running:
+        if self._interrupted:
             stopped = "interrupted"
+        elif self._reached:
+            stopped = "stopped at the threshold"
         elif self._failed >= self.budget:
             stopped = f"stopped after {self._failed} failed trials"
         else:
