@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    cli = {jobs: cli_seconds(jobs) for jobs in (1, 2)}
+    # Best of two: the first start after a code change also compiles bytecode.
+    cli = {jobs: min(cli_seconds(jobs), cli_seconds(jobs)) for jobs in (1, 2)}
     # Alternate the sides and keep the best of each, so a passing load spike hurts neither side.
     runs: dict[int, list[float]] = {1: [], 2: []}
     engine: dict[int, list[float]] = {1: [], 2: []}
