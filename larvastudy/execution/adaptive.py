@@ -14,9 +14,12 @@ when the next run starts: one process runs a fit at a time.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,14 +162,20 @@ class _Fit:
         """The next point's replicate simulations, or none once the run should stop."""
         if self.stopped():
             return []
-        trial = self.study.ask()
-        point = self.batch.space.suggest(trial)
-        trial.set_user_attr("point", point)
-        self._running[trial.number] = trial
+        with _uninterrupted():
+            trial = self.study.ask()
+            self._running[trial.number] = trial
+            point = self.batch.space.suggest(trial)
+            trial.set_user_attr("point", point)
         return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point) for r in range(self.batch.Nsims)]
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         """Store one point's replicates and its objective (FAIL with the first error if any failed)."""
+        with _uninterrupted():
+            self._tell(outcomes)
+        self._report()
+
+    def _tell(self, outcomes: Sequence[Outcome]) -> None:
         trial = self._running.pop(outcomes[0].task.point)
         errors = [o.error for o in outcomes if o.error is not None]
         for key, value in replicate_attrs(self.batch, outcomes).items():
@@ -180,7 +189,6 @@ class _Fit:
             self.study.tell(trial, values)
             self._complete += 1
             self._reached = self._reached or self._meets_threshold(values)
-        self._report()
 
     def interrupt(self) -> None:
         """Mark the trials in flight FAIL ("interrupted")."""
@@ -218,6 +226,22 @@ class _Fit:
     def _report(self) -> None:
         if self._progress is not None:
             self._progress(self._complete, self._failed, self.budget, time.monotonic() - self._start)
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect when it ends, so a trial is never left half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list[float]:
