@@ -38,8 +38,18 @@ from larvastudy.spec.objective import distance, target_errors
 from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study.study import COPIED_FROM, open_fit_study
 
+#: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
+_SAMPLERS = {
+    "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
+    "tpe": lambda seed, n: optuna.samplers.TPESampler(seed=seed, constant_liar=True,
+                                                      n_startup_trials=min(10, max(1, n // 4))),
+    "cmaes": lambda seed, n: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "qmc": lambda seed, n: optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False,
+                                                      warn_independent_sampling=False),
+    "nsga2": lambda seed, n: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n // 5))),
+}
 #: The samplers ``--sampler`` takes besides ``grid``.
-ADAPTIVE_SAMPLERS = ("random", "tpe", "cmaes", "qmc", "nsga2")
+ADAPTIVE_SAMPLERS = tuple(_SAMPLERS)
 
 
 @dataclass(frozen=True)
@@ -79,22 +89,7 @@ def make_sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
     """The Optuna sampler ``name`` (one of :data:`ADAPTIVE_SAMPLERS`), seeded for reproducible fits."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _sampler(name, seed, n_trials)
-
-
-def _sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(10, max(1, n_trials // 4)))
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False,
-                                          warn_independent_sampling=False)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n_trials // 5)))
-    raise SpecError(f"unknown sampler {name!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+        return _SAMPLERS[name](seed, n_trials)
 
 
 def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
@@ -102,6 +97,8 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
               simulate: Simulate) -> FitSummary:
     """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
     the same storage whose completed points are copied in (not re-simulated) before the first run."""
+    if sampler not in _SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
     budget = n_trials if n_trials is not None else (batch.optimization.max_Nsims if batch.optimization else None)
     if budget is None:
         raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
@@ -293,8 +290,8 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
     copies = []
     for _, replicates in sorted(by_point.items()):
         point = {k: v for k, v in replicates[0].params.items() if k != "replicate"}
-        params = {k: v for k, v in point.items() if k in dists}
-        if not set(params) <= set(dists) or not all(_inside(dists[k], v) for k, v in params.items()):
+        params = {k: v for k, v in point.items() if k in dists}  # zipped partners are not suggested
+        if not set(point) <= set(batch.parameters()) or not all(_inside(dists[k], v) for k, v in params.items()):
             continue  # outside the fit's space
         outcomes = [Outcome(Task(0, t.params["replicate"], t.user_attrs["seed"]),
                             {c: t.user_attrs[c] for c in columns if c in t.user_attrs}, t.value, None,
@@ -305,7 +302,7 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
             params=params, distributions={k: dists[k] for k in params}, values=point_values(batch, outcomes, multi),
             user_attrs=json.loads(json.dumps(attrs)), state=TrialState.COMPLETE))
     with Session(rdb.engine) as session, session.begin():
-        add_trials(session, study._study_id, copies)
+        add_trials(session, rdb.get_study_id_from_name(study.study_name), copies)
     study.set_user_attr("warm_start", name)
     return len(copies)
 
