@@ -61,13 +61,12 @@ def objective_columns(study: optuna.Study) -> list[str]:
     return list(study.metric_names or [f"objective_{i}" for i in range(len(study.directions))])
 
 
-def pareto_df(study: optuna.Study, batch: Any) -> pd.DataFrame | None:
-    """The Pareto front of a multi-objective fit (its trials that no other trial beats on every
-    objective), or None for a single objective."""
+def pareto_df(study: optuna.Study, trials: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows of ``trials`` (:func:`fit_trials_df`'s table) on the Pareto front of a multi-objective fit
+    (trials no other trial beats on every objective), or None for a single objective."""
     if len(study.directions) < 2:
         return None
     front = {t.number for t in study.best_trials}
-    trials = fit_trials_df(study, batch)
     return trials[trials["trial"].isin(front)].reset_index(drop=True)
 
 
@@ -79,7 +78,7 @@ def fit_figures(trials: pd.DataFrame, study: optuna.Study, batch: Any) -> dict[s
         return {}
     names = objective_columns(study)
     if len(names) > 1:
-        return {"pareto": _pareto(done, pareto_df(study, batch), names[:2])}
+        return {"pareto": _pareto(done, pareto_df(study, trials), names[:2])}
     label = f"{(study.metric_names or ['objective'])[0]} (mean over replicates)"
     figs = {"history": _history(done, label)}
     for column in batch.axis_columns().values():

@@ -36,7 +36,7 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
     figdir.mkdir(parents=True, exist_ok=True)
     if is_fit(study):
         trials = fit_trials_df(study, batch)
-        tables = {"par_df": fit_par_df(study, batch), "trials": trials, "pareto": pareto_df(study, batch)}
+        tables = {"par_df": fit_par_df(study, batch), "trials": trials, "pareto": pareto_df(study, trials)}
         figs = fit_figures(trials, study, batch)
     else:
         par_df = build_par_df(study, batch)
