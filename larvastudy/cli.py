@@ -176,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
               f"{left} left")
     out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
-    claims = claim_counts(storage, study._study_id)
+    claims = claim_counts(storage, storage.get_study_id_from_name(args.name))
     out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker), {claims[PENDING]} pending, "
               f"{claims[FAILED]} given up after their retries")
     if done and left:

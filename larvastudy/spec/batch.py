@@ -274,7 +274,7 @@ class Batch:
             if point in checked:
                 continue
             checked.append(point)
-            changed = {k: v for k, v in point.items() if checked[0].get(k) != v or k not in checked[0]}
+            changed = {k: v for k, v in point.items() if checked[0].get(k) != v}
             where = ", ".join(f"sample {k!r} value {v!r}" for k, v in changed.items())
             context = _compile(where, self._experiment_tree, {**self.fixed, **point})
             owners: dict[str, str] = {}

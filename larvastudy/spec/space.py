@@ -207,15 +207,16 @@ class Space:
                     point.update(sub.suggest(trial))
         return point
 
-    def covering_points(self, base: Point | None = None) -> list[Point]:
+    def covering_points(self) -> list[Point]:
         """Points in which every value (and both ends of every range) of every axis and sub-axis occurs,
         the other axes at their first value: enough to check that each compiles."""
         first = self._first()
         points = []
         for group in self._groups():
+            under = self._names_under(group)
+            fixed = {k: v for k, v in first.items() if k not in under}
             for i in range(_length(group) if not group[0].continuous else 2):
                 at = {axis.name: _at(axis, i) for axis in group}
-                fixed = {k: v for k, v in first.items() if k not in self._names_under(group)}
                 for axis in group:
                     sub = axis.sub(at[axis.name])
                     if sub is not None:
@@ -226,10 +227,7 @@ class Space:
     # -- internals ----------------------------------------------------------------------------------
 
     def _all_axes(self) -> Iterator[Axis]:
-        for axis in self.axes:
-            yield axis
-            for _, space in axis.when:
-                yield from space._all_axes()
+        return (axis for axis, _ in self._conditions())
 
     def _groups(self) -> list[list[Axis]]:
         """Axes grouped with their zip partners, leader first, in the leaders' order."""
