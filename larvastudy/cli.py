@@ -83,24 +83,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     fit = args.sampler != "grid"
     name = args.study_name or (f"{batch.name}-{args.sampler}" if fit else batch.name)
     warm_start = batch.name if args.warm_start == "" else args.warm_start
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(name, total=None, failed=0)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task(name, total=None, failed=0)
 
-        def progress(done: int, failed: int, total: int, elapsed: float) -> None:
-            bar.update(task, completed=done, total=total, failed=failed)
+    def progress(done: int, failed: int, total: int, elapsed: float) -> None:
+        if not bar.live.is_started:  # shown once the run has begun: a usage error stays a single line
+            bar.start()
+        bar.update(task, completed=done, total=total, failed=failed)
 
-        try:
-            summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
-                                allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
-                                n_trials=args.n_trials, warm_start=warm_start)
-        except (SweepInterrupted, FitInterrupted) as stop:
-            bar.stop()
-            err.print(f"{stop} (larvastudy run {args.name} ...)")
-            return 130
+    try:
+        summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
+                            allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
+                            n_trials=args.n_trials, warm_start=warm_start)
+    except (SweepInterrupted, FitInterrupted) as stop:
+        _stop(bar)
+        err.print(f"{stop} (larvastudy run {args.name} ...)")
+        return 130
+    finally:
+        _stop(bar)
     out.print(str(summary))
     return _export(url, name, batch)
+
+
+def _stop(bar: Progress) -> None:
+    """Stop ``bar`` if it was shown (stopping prints a blank line where stderr is not a terminal)."""
+    if bar.live.is_started:
+        bar.stop()
 
 
 def _export(url: str, name: str, batch: Batch | None = None) -> int:

@@ -83,7 +83,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(swept, args, message):
     before = trial_rows(db)
     result = cli(swept, *args)
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
     assert trial_rows(db) == before
 

@@ -107,4 +107,4 @@ def _check_same(batch: Batch, stored: dict, study_name: str, url: str) -> None:
     changed = [key for key in _IDENTITY if stored[key] != current[key]]
     if changed:
         raise SpecError(f"study {study_name!r} in {display_url(url)} was made with a different "
-                        f"{', '.join(changed)}; use another study name (--study) to start a new study")
+                        f"{', '.join(changed)}; use another study name (--study-name) to start a new study")
