@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import multiprocessing
 import sqlite3
 
 import optuna
@@ -114,3 +115,21 @@ def test_storage_urls(tmp_path, monkeypatch):
     open_storage(storage_url("deep/er/s.db"))
     with sqlite3.connect(tmp_path / "deep/er/s.db") as con:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def _open(url: str) -> None:
+    open_storage(url)
+
+
+def test_processes_opening_a_new_database_at_once_never_race(tmp_path):
+    """RDBStorage creates missing tables; without the setup lock, two processes opening a new SQLite
+    file at once could both try ("table ... already exists")."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        url = storage_url(tmp_path / f"race{attempt}.db")
+        procs = [ctx.Process(target=_open, args=(url,)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -28,6 +29,9 @@ BUSY_TIMEOUT = 60.0
 IDLE_TRANSACTION_LIMIT = 5.0
 #: PostgreSQL advisory lock key of :func:`setup_lock` (any constant; "larv" in ASCII).
 _PG_LOCK_KEY = 0x6C617276
+#: Serialises setup_lock between this process's threads; ``_held[url]`` counts its nested holds.
+_THREAD_LOCK = threading.RLock()
+_held: dict[str, int] = {}
 
 
 def storage_url(url: str | os.PathLike | None = None) -> str:
@@ -71,6 +75,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     "database is locked" because another process wrote in between. Several processes can then share
     one SQLite file, each committing short transactions.
     """
+    with setup_lock(url):  # RDBStorage creates missing tables: two processes must not race to do it
+        return _open_storage(url)
+
+
+def _open_storage(url: str) -> optuna.storages.RDBStorage:
     path = sqlite_path(url)
     if make_url(url).get_driver_name() in ("psycopg", "psycopg2"):  # libpq: PostgreSQL
         limit = f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"
@@ -109,8 +118,27 @@ def setup_lock(url: str) -> Iterator[None]:
     Two sweeps started at once on a new database would otherwise race to create the same tables and
     study. SQLite: a POSIX lock on ``<db>.lock``, which the kernel drops when the process dies, even
     by kill -9. PostgreSQL: a session advisory lock, dropped with the connection. Other databases are
-    not guarded.
+    not guarded. Reentrant within a thread (:func:`open_storage` takes it too): a POSIX lock is the
+    whole process's and an advisory lock its connection's, so a nested hold must not take them again.
     """
+    with _THREAD_LOCK:
+        if _held.get(url):
+            _held[url] += 1
+            try:
+                yield
+            finally:
+                _held[url] -= 1
+            return
+        _held[url] = 1
+        try:
+            with _os_lock(url):
+                yield
+        finally:
+            del _held[url]
+
+
+@contextmanager
+def _os_lock(url: str) -> Iterator[None]:
     path = sqlite_path(url)
     if path is not None and fcntl is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
