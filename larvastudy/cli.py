@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import shlex
 import sys
+import time
 import tomllib
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +22,6 @@ from typing import Any, NoReturn
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from larvastudy.errors import SpecError
@@ -28,12 +31,16 @@ from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
 from larvastudy.inspect.report import write_report
 from larvastudy.inspect.sensitivity import EVALUATORS
 from larvastudy.inspect.stats import power_table
+from larvastudy.progress import LOG_EVERY, ProgressDisplay
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
-from larvastudy.study.claims import FAILED, PENDING, RUNNING, claim_counts
+from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
+                                     event_counts)
 from larvastudy.study.study import SAMPLER_ATTR, is_fit
 
+#: When this module was imported: where /proc cannot tell the process's start, the wait is counted from here.
+_STARTED = time.monotonic()
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -83,34 +90,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     fit = args.sampler != "grid"
     name = args.study_name or (f"{batch.name}-{args.sampler}" if fit else batch.name)
     warm_start = batch.name if args.warm_start == "" else args.warm_start
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
-                   TimeRemainingColumn(), console=err, transient=True)
-    task = bar.add_task(name, total=None, failed=0)
-
-    def progress(done: int, failed: int, total: int, elapsed: float) -> None:
-        if not bar.live.is_started:  # shown once the run has begun: a usage error stays a single line
-            bar.start()
-        bar.update(task, completed=done, total=total, failed=failed)
-
+    progress = ProgressDisplay(name, err, "trials" if fit else "simulations", args.log_every)
     try:
         summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
                             allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
                             n_trials=args.n_trials, warm_start=warm_start)
     except (SweepInterrupted, FitInterrupted) as stop:
-        _stop(bar)
-        err.print(f"{stop} (larvastudy run {args.name} ...)")
-        return 130
+        progress.close()
+        err.print(f"{stop.stored}; resume with: larvastudy {shlex.join(args.argv)}", markup=False, highlight=False)
+        return 128 + stop.signum
     finally:
-        _stop(bar)
-    out.print(str(summary))
-    return _export(url, name, batch)
+        progress.close()
+    out.print(str(summary), highlight=False)
+    _export(url, name, batch)
+    failed = _failed(summary, name)
+    out.print(f"{_wall_time():.1f} s in all, start-up and export included", highlight=False)
+    return 1 if failed else 0
 
 
-def _stop(bar: Progress) -> None:
-    """Stop ``bar`` if it was shown (stopping prints a blank line where stderr is not a terminal)."""
-    if bar.live.is_started:
-        bar.stop()
+def _failed(summary: Any, name: str) -> bool:
+    """Say how to see the errors if simulations (or fit trials) failed; whether any did."""
+    if summary.failed:
+        err.print(f"larvastudy: {summary.failed} {'trials' if hasattr(summary, 'sampler') else 'simulations'} "
+                  f"failed: `larvastudy status {name}` counts them and the error column of par_df.csv says why",
+                  markup=False, highlight=False)
+    return bool(summary.failed)
+
+
+def _wall_time() -> float:
+    """Seconds since this process started (Python's own start-up included where /proc tells it)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _STARTED
 
 
 def _export(url: str, name: str, batch: Batch | None = None) -> int:
@@ -123,13 +137,18 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    progress = ProgressDisplay(args.name, err, log_every=args.log_every)
     try:
-        summary = join_sweep(args.name, storage=storage_url(args.storage), n_jobs=args.n_jobs,
+        summary = join_sweep(args.name, storage=storage_url(args.storage), n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
     except SweepInterrupted as stop:
+        progress.close()
         err.print(str(stop), markup=False)
-        return 130
+        return 128 + stop.signum
+    finally:
+        progress.close()
     out.print(f"{summary}; this worker ran {summary.ran}")
+    _failed(summary, args.name)
     return 0 if summary.finished else 1
 
 
@@ -186,9 +205,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
               f"{left} left")
     out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
-    claims = claim_counts(storage, storage.get_study_id_from_name(args.name))
-    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker), {claims[PENDING]} pending, "
-              f"{claims[FAILED]} given up after their retries")
+    study_id = storage.get_study_id_from_name(args.name)
+    claims, events = claim_counts(storage, study_id), event_counts(storage, study_id)
+    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker), {claims[STALE]} stale (claimed "
+              f"by a process that died or went silent; rerun by the next run or worker), {claims[PENDING]} pending, "
+              f"{claims[FAILED]} given up after their retries", highlight=False)
+    if events[INTERRUPTED] or events[LOST]:
+        out.print(f"claims put back to pending so far: {events[INTERRUPTED]} by stopped runs, {events[LOST]} taken "
+                  f"from lost processes (who and when: table {EVENTS.name})", highlight=False)
     if done and left:
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
         out.print(f"time left at the last runs' pace: about {left * span / len(done):.0f} s")
@@ -250,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--storage", help="Optuna storage URL or SQLite path "
                                          "(default: $LARVASTUDY_STORAGE, else storage/larvastudy.db)")
 
+    def log_every(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--log-every", type=_seconds, default=LOG_EVERY, metavar="SECONDS",
+                       help=f"seconds between progress lines when not on a terminal (default {LOG_EVERY:.0f})")
+
     def definition(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="a Batch in studies/ (see `larvastudy list`) or a TOML file")
         p.add_argument("--nsims", "-Nsims", type=int, help="replicates per grid point")
@@ -265,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
     run.add_argument("--grace", type=float, default=GRACE,
                      help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+    log_every(run)
     fit = run.add_argument_group("fitting (adaptive samplers)")
     fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
                      help="grid: the whole grid (default); others propose points adaptively")
@@ -284,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace", type=float, default=GRACE,
                         help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
     worker.add_argument("--chunk-size", type=int, help="simulations per claim and engine call (default: automatic)")
+    log_every(worker)
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")
@@ -325,8 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """A ``--log-every`` value: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return args.func(args)

@@ -14,12 +14,9 @@ when the next run starts: one process runs a fit at a time.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +29,7 @@ from sqlalchemy.orm import Session
 from larvastudy.errors import SpecError
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
+from larvastudy.execution.signals import sigterm_as_interrupt, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
@@ -115,24 +113,26 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     run = _Fit(study, batch, sampler, budget, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
-    with WorkerPool(batch, n_workers, simulate) as pool:
+    with WorkerPool(batch, n_workers, simulate) as pool, sigterm_as_interrupt():
         try:
             for outcomes in pool.run(run.ask):
                 run.tell(outcomes)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             pool.terminate()
             run.interrupt()
-            raise FitInterrupted(run.summary()) from None
+            raise FitInterrupted(run.summary(), stop_signal(stop)) from None
     return run.summary()
 
 
 class FitInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the fit; finished trials are stored and running it again continues it."""
 
-    def __init__(self, summary: FitSummary):
-        super().__init__(f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
-                         f"are stored in {summary.storage_url}; run the same fit again to continue")
-        self.summary = summary
+    def __init__(self, summary: FitSummary, signum: int):
+        #: What is stored, without the advice to rerun.
+        self.stored = (f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
+                       f"are stored in {summary.storage_url}")
+        super().__init__(f"{self.stored}; run the same fit again to continue")
+        self.summary, self.signum = summary, signum
 
 
 class _Fit:
@@ -159,7 +159,7 @@ class _Fit:
         """The next point's replicate simulations, or none once the run should stop."""
         if self.stopped():
             return []
-        with _uninterrupted():
+        with uninterrupted():
             trial = self.study.ask()
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
@@ -168,7 +168,7 @@ class _Fit:
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         """Store one point's replicates and its objective (FAIL with the first error if any failed)."""
-        with _uninterrupted():
+        with uninterrupted():
             self._tell(outcomes)
         self._report()
 
@@ -223,22 +223,6 @@ class _Fit:
     def _report(self) -> None:
         if self._progress is not None:
             self._progress(self._complete, self._failed, self.budget, time.monotonic() - self._start)
-
-
-@contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Ctrl-C inside the block takes effect when it ends, so a trial is never left half-written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
 
 
 def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list[float]:

@@ -1,22 +1,36 @@
-"""What a sweep runs: deterministic seeds, its simulations, and how many a claim takes."""
+"""What a sweep runs: deterministic seeds, its simulations, what each costs, and how much a claim takes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch
-from larvastudy.study.records import Task
+from larvastudy.study.records import Outcome, Task
 
 #: ``progress(done, failed, total, elapsed)``: simulations (grid sweeps) or trials (fits) complete,
 #: earlier runs included; failed in this run; in the sweep or trial budget; seconds since the run started.
 ProgressCallback = Callable[[int, int, int, float], None]
-#: Larvae per engine call the automatic chunking aims at. The engine steps a chunk's larvae together,
-#: and a step's fixed cost equals that of a few hundred larvae, so chunks of this size spend little on it.
-CHUNK_LARVAE = 4000
+#: Seconds of engine work one claim aims at: short enough that progress moves smoothly, a stopped or dead
+#: process loses little and a worker joining a running sweep soon gets work; long enough that the engine
+#: steps hundreds of larvae together (a step's fixed cost equals that of a few hundred larvae).
+CLAIM_SECONDS = 1.5
+#: Engine seconds per agent-step (one larva, one time step) before any is measured: half the engine
+#: benchmark's batched throughput (bench/results/engine.txt, 5.2 M agent-steps/s), since the first claims
+#: are taken before anything is measured and a busy machine or a costlier model runs slower.
+SECONDS_PER_AGENT_STEP = 4e-7
+#: A simulation's fixed cost (its config, setup, metrics and trial) in agent-steps: about 1.5 ms.
+SIMULATION_OVERHEAD = 8000.0
+#: Weight of the newest measurement in the running estimate of seconds per agent-step.
+_LEARNING_RATE = 0.5
+#: Resolved parameter paths that set how much work a simulation is.
+_COST_KEYS = ("duration", "dt", "distribution.N")
 
 
 def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
@@ -35,16 +49,65 @@ def all_tasks(batch: Batch) -> list[Task]:
             for i, point in enumerate(batch.points()) for r in range(batch.Nsims)]
 
 
-def claim_size(batch: Batch, pending: int, n_workers: int, chunk_size: int | None = None) -> int:
-    """Simulations per claim, i.e. per engine call: ``chunk_size``, or automatically.
+def simulation_cost(config: Mapping[str, Any]) -> float:
+    """Predicted work of one simulation of a resolved tree, in agent-steps: larvae x time steps plus
+    :data:`SIMULATION_OVERHEAD` (just the overhead where the tree is invalid: the engine will say why)."""
+    try:
+        larvae = sum(int(group["distribution"]["N"]) for group in config["larva_groups"].values())
+        steps = float(config["duration"]) * 60.0 / float(config["dt"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return SIMULATION_OVERHEAD
+    return max(0.0, larvae * steps) + SIMULATION_OVERHEAD if math.isfinite(steps) else SIMULATION_OVERHEAD
 
-    Automatic: at most about :data:`CHUNK_LARVAE` larvae per call, with the ``pending`` simulations
-    split into equal calls whose number is a multiple of ``n_workers``, so every worker gets the same
-    share (an odd call out would leave one worker idle at the end).
+
+def point_costs(batch: Batch) -> np.ndarray:
+    """:func:`simulation_cost` of every grid point, resolving one tree per distinct value of the axes that
+    set duration, time step or group sizes (one tree in all for most sweeps)."""
+    points = batch.points()
+    contexts = batch.space.covering_points()
+    cost_axes = [axis for axis in batch.parameters()
+                 if any(path.endswith(_COST_KEYS) for path in
+                        paths.resolve(batch.config(next(p for p in contexts if axis in p)), axis))]
+    by_key: dict[str, float] = {}
+    costs = np.empty(len(points))
+    for i, point in enumerate(points):
+        key = repr([point.get(axis) for axis in cost_axes])
+        if key not in by_key:
+            by_key[key] = simulation_cost(batch.config(point))
+        costs[i] = by_key[key]
+    return costs
+
+
+class ClaimSizer:
+    """How much work one claim takes: about :data:`CLAIM_SECONDS` of engine time, from predicted costs
+    (agent-steps) and the throughput measured on the chunks run so far.
+
+    A sweep of little work is split into equal claims whose number is a multiple of ``n_workers``, so
+    that no worker idles at the end while another runs an odd claim out. ``chunk_size`` fixes the
+    number of simulations per claim instead.
     """
-    if chunk_size is not None:
-        return chunk_size
-    groups = batch.config(batch.points()[0])["larva_groups"].values()
-    per_call = CHUNK_LARVAE // max(1, sum(int(g["distribution"]["N"]) for g in groups))
-    calls = n_workers * math.ceil(pending / (max(1, per_call) * n_workers))
-    return max(1, math.ceil(pending / calls))
+
+    def __init__(self, n_workers: int, pending_work: float, chunk_size: int | None = None):
+        self.chunk_size = chunk_size
+        self._seconds_per_step = SECONDS_PER_AGENT_STEP
+        per_claim = CLAIM_SECONDS / SECONDS_PER_AGENT_STEP
+        claims = n_workers * math.ceil(pending_work / (per_claim * n_workers))
+        self._most = pending_work / max(1, claims)
+
+    def work(self) -> float:
+        """Agent-steps the next claim should hold (infinite with a fixed ``chunk_size``)."""
+        if self.chunk_size is not None:
+            return math.inf
+        return min(self._most, CLAIM_SECONDS / self._seconds_per_step)
+
+    def observe(self, work: float, seconds: float) -> None:
+        """Take the measured ``seconds`` a chunk of ``work`` agent-steps took into the estimate."""
+        if work > 0 and seconds > 0:
+            measured = seconds / work
+            self._seconds_per_step += _LEARNING_RATE * (measured - self._seconds_per_step)
+
+
+def chunk_seconds(outcomes: Sequence[Outcome]) -> float:
+    """Wall time of the engine call that produced ``outcomes``, from its first start to its last end."""
+    start = min(o.started for o in outcomes)
+    return (max(o.finished for o in outcomes) - start).total_seconds()

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -76,6 +77,22 @@ class WorkerPool:
     def in_flight(self) -> list[Task]:
         """Tasks handed to workers (running or queued) whose outcomes the caller has not taken yet."""
         return [task for chunks in self._queued for tasks in chunks for task in tasks]
+
+    def stop(self, wait: float) -> Iterator[list[Outcome]]:
+        """Stop: the outcomes of the chunks being run that finish within ``wait`` seconds (no new chunk is
+        fed), then every worker is stopped; what it still held stays :meth:`in_flight`."""
+        running = {worker for worker, chunks in enumerate(self._queued) if chunks and self._procs[worker].is_alive()}
+        deadline = time.monotonic() + wait
+        while running and (left := deadline - time.monotonic()) > 0:
+            try:
+                worker, outcomes = self._results.get(timeout=min(left, POLL))
+            except queue.Empty:
+                running = {worker for worker in running if self._procs[worker].is_alive()}
+                continue
+            yield outcomes
+            self._queued[worker].popleft()
+            running.discard(worker)
+        self.terminate()
 
     def terminate(self) -> None:
         """Stop every worker now."""

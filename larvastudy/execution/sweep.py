@@ -6,9 +6,13 @@ in its worker processes, keeps its claims leased with a heartbeat, and stores ea
 one transaction, only for the claims it still holds. A process returns once no simulation is left
 pending or running. One that dies (kill -9, machine lost) leaves claims whose lease expires after
 ``grace`` seconds (at once for a dead process on the same machine); the others then rerun them and
-keep the lost try as a FAIL trial. A simulation that raises records a FAIL trial with its error and
-is retried up to ``retries`` times; after that it is given up until the next run or worker starts.
-Ctrl-C stops the workers, records what was in flight as FAIL "interrupted" and makes it pending again.
+keep the lost try in the claims' audit table. A claim holds about a second or two of engine work
+(:class:`~larvastudy.execution.plan.ClaimSizer`), so progress moves smoothly, a lost process costs little
+and a process that joins gets work at once. A simulation that raises records a FAIL trial with its error
+and is retried up to ``retries`` times; after that it is given up until the next run or worker starts.
+
+Ctrl-C or SIGTERM stops a run within about two seconds: the chunks that finish in that time are
+stored, and what was still claimed goes back to pending (kept in the audit table, no FAIL trial).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -26,19 +29,23 @@ from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
 from larvastudy.execution.adaptive import FitSummary, fit_batch
 from larvastudy.execution.heartbeat import Heartbeat
-from larvastudy.execution.plan import ProgressCallback, all_tasks, claim_size
+from larvastudy.execution.plan import ClaimSizer, ProgressCallback, all_tasks, chunk_seconds, point_costs
 from larvastudy.execution.pool import WorkerPool
+from larvastudy.execution.signals import sigterm_as_interrupt, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, completed, display_url, load_study, open_storage, open_study, setup_lock,
                               storage_url)
-from larvastudy.study.claims import DONE, PENDING, RUNNING, ClaimBook, Recorded
+from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook, Recorded
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
 #: Seconds between checks, once nothing is left to claim, for simulations other processes finish or lose.
 WAIT = 1.0
-
+#: Seconds a stopped run waits for the chunks its workers are running, to store them.
+STOP_WAIT = 1.5
+#: Simulations a claim takes at most (bounds one claim's query however cheap the simulations are).
+MAX_CLAIM = 20_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class SweepSummary:
     elapsed: float
     already_finished: bool
     ran: int = 0  # simulations whose COMPLETE or FAIL trial this run stored
+    released: int = 0  # simulations a stopped run gave back as pending
 
     @property
     def finished(self) -> bool:
@@ -67,13 +75,16 @@ class SweepSummary:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the sweep; completed trials are stored and running it again resumes."""
+    """Ctrl-C or SIGTERM (``signum``) stopped the sweep; finished simulations are stored, the rest are
+    pending, and running the sweep again resumes it."""
 
-    def __init__(self, summary: SweepSummary):
-        super().__init__(f"interrupted: {summary.complete}/{summary.total} simulations of study "
-                         f"{summary.study_name!r} are stored in {summary.storage_url}; "
-                         "run the same sweep again to resume")
-        self.summary = summary
+    def __init__(self, summary: SweepSummary, signum: int):
+        #: What is stored and what is pending again, without the advice to rerun.
+        self.stored = (f"interrupted: {summary.complete}/{summary.total} simulations of study {summary.study_name!r} "
+                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it had "
+                       "started are pending again)")
+        super().__init__(f"{self.stored}; run the same sweep again to resume")
+        self.summary, self.signum = summary, signum
 
 
 def worker_count(n_jobs: int) -> int:
@@ -130,34 +141,39 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         rdb = open_storage(url)
         fresh = not _exists(rdb, name)
         study = open_study(batch, rdb, name)
+        costs = point_costs(batch)
         book = ClaimBook(rdb, rdb.get_study_id_from_name(name), batch, all_tasks(batch), grace=grace,
-                         retries=retries)
-        book.prepare(completed(study), fresh)
+                         retries=retries, costs=costs)
+        book.prepare(lambda: completed(study), fresh)
     counts = book.counts()
     run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)
-    left = counts[PENDING] + counts[RUNNING]
+    left = counts[PENDING] + counts[RUNNING] + counts[STALE]
     if not left:
         return run.summary(already_finished=counts[DONE] == batch.grid_size)
     run.report()
-    size = claim_size(batch, left, n_workers, chunk_size)
-    with WorkerPool(batch, min(n_workers, math.ceil(left / size)), simulate) as pool, \
-            Heartbeat(book.renew, grace / 4):
+    sizer = ClaimSizer(n_workers, left * float(costs.mean()), chunk_size)
+    workers = min(n_workers, left if chunk_size is None else math.ceil(left / chunk_size))
+    with WorkerPool(batch, workers, simulate) as pool, sigterm_as_interrupt(), Heartbeat(book.renew, grace / 4):
         try:
             while pool.alive:
-                for outcomes in pool.run(lambda: book.claim(size)):
+                for outcomes in pool.run(lambda: book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())):
+                    _observe(sizer, costs, outcomes)
                     run.record(book.record(outcomes))
                 counts = book.counts()
                 run.report(counts[DONE])
-                if not counts[PENDING] + counts[RUNNING]:
+                if not counts[PENDING] + counts[RUNNING] + counts[STALE]:
                     break
                 time.sleep(WAIT)  # the rest is claimed by other processes: wait for them to finish or vanish
-        except KeyboardInterrupt:
-            pool.terminate()
-            now = datetime.now()
-            book.record([Outcome(task, {}, None, "interrupted", now, now) for task in pool.in_flight()],
-                        interrupted=True)
-            raise SweepInterrupted(run.summary()) from None
+        except KeyboardInterrupt as stop:
+            run.stop(pool, book)
+            raise SweepInterrupted(run.summary(), stop_signal(stop)) from None
     return run.summary()
+
+
+def _observe(sizer: ClaimSizer, costs: Any, outcomes: list[Outcome]) -> None:
+    """Tell ``sizer`` how long a chunk that ran without errors took."""
+    if all(o.error is None for o in outcomes):
+        sizer.observe(float(sum(costs[o.task.point] for o in outcomes)), chunk_seconds(outcomes))
 
 
 def _exists(rdb: RDBStorage, name: str) -> bool:
@@ -183,8 +199,19 @@ class _Run:
 
     def __init__(self, name: str, url: str, complete: int, total: int, progress: ProgressCallback | None):
         self._name, self._url, self._progress = name, url, progress
-        self._total, self._complete, self._failed, self._ran = total, complete, 0, 0
+        self._total, self._complete, self._failed, self._ran, self._released = total, complete, 0, 0, 0
         self._start = time.monotonic()
+
+    def stop(self, pool: WorkerPool, book: ClaimBook) -> None:
+        """Store what the workers finish within :data:`STOP_WAIT` seconds and give back the rest (at once on
+        a second Ctrl-C)."""
+        try:
+            for outcomes in pool.stop(STOP_WAIT):
+                self.record(book.record(outcomes))
+        except KeyboardInterrupt:
+            pool.terminate()
+        with uninterrupted():
+            self._released = book.release(pool.in_flight())
 
     def record(self, recorded: Recorded) -> None:
         self._failed += recorded.given_up
@@ -198,4 +225,4 @@ class _Run:
 
     def summary(self, already_finished: bool = False) -> SweepSummary:
         return SweepSummary(self._name, self._url, self._complete, self._failed, self._total,
-                            time.monotonic() - self._start, already_finished, self._ran)
+                            time.monotonic() - self._start, already_finished, self._ran, self._released)

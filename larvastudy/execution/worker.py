@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from larvastudy.engine import SimResult
+from larvastudy.execution.plan import simulation_cost
 from larvastudy.spec.batch import Batch, Optimization
 from larvastudy.spec.objective import distance
 from larvastudy.study.records import Outcome, Task
@@ -38,7 +39,11 @@ def objective(batch: Batch, result: SimResult) -> float:
 
 
 def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outcome]:
-    """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial."""
+    """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial.
+
+    The simulations of one engine call run together, so each is given its share of the call's wall
+    time, in proportion to its predicted cost, as consecutive start and finish times.
+    """
     started = datetime.now()
     try:
         points = {t.point: t.params for t in tasks}
@@ -48,8 +53,16 @@ def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outco
         if len(tasks) > 1:
             return [outcome for task in tasks for outcome in run_chunk(batch, [task], simulate)]
         return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
-    finished = datetime.now()
-    return [_outcome(batch, task, result, started, finished) for task, result in zip(tasks, results)]
+    edges = _shares(started, datetime.now(), [simulation_cost(configs[t.point]) for t in tasks])
+    return [_outcome(batch, task, result, start, end)
+            for task, result, start, end in zip(tasks, results, edges, edges[1:])]
+
+
+def _shares(started: datetime, finished: datetime, costs: list[float]) -> list[datetime]:
+    """``len(costs) + 1`` times from ``started`` to ``finished`` dividing the span in proportion to ``costs``."""
+    span, total = finished - started, sum(costs)
+    fractions = np.cumsum([0.0, *costs]) / total if total > 0 else np.linspace(0.0, 1.0, len(costs) + 1)
+    return [started + span * float(f) for f in fractions[:-1]] + [finished]
 
 
 def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, finished: datetime) -> Outcome:
@@ -61,6 +74,7 @@ def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, fin
 def worker_main(batch: Batch, simulate: Simulate, inbox: Any, results: Any, worker_id: int, parent_pid: int) -> None:
     """Process entry point: run the chunks put in ``inbox``, put ``(worker_id, outcomes)`` in ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a worker with SIGTERM, whatever it inherited
     results.cancel_join_thread()  # never block at exit on a parent that is gone
     while True:
         try:

@@ -9,25 +9,30 @@ grid point x Nsims + replicate) in one of four states:
 - ``done``: its COMPLETE trial is stored;
 - ``failed``: it failed more than ``retries`` times; the next run or worker to start makes it pending.
 
-A process claims a batch in one transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
-``BEGIN IMMEDIATE`` on SQLite). A running claim whose lease expired, or whose owner is a dead process
-on this machine, can be claimed again; the lost try is kept as a FAIL trial. Results are stored in one
-transaction together with their trials, and only for claims their writer still owns: each simulation
-gets exactly one COMPLETE trial however many processes race, die or report late.
+A running claim whose lease expired, or whose owner is a dead process on this machine, is *stale*:
+nothing runs it, and the next claim takes it again. A process claims a batch in one transaction
+(``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). Results are
+stored in one transaction together with their trials, and only for claims their writer still owns:
+each simulation gets exactly one COMPLETE trial however many processes race, die or report late.
+
+Work that was stopped (Ctrl-C, SIGTERM) or lost (its process died or went silent) is not a failure:
+it goes back to pending with no FAIL trial, and table ``larvastudy_claim_events`` keeps the audit:
+which simulation, whose claim, when, and why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import optuna
 import sqlalchemy
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, and_, case, delete, func, insert,
@@ -41,6 +46,10 @@ from larvastudy.spec.batch import Batch
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+#: Not a stored state: a running claim nothing runs any more (see the module), counted apart by :func:`claim_counts`.
+STALE = "stale"
+#: Events of ``larvastudy_claim_events``: a claim given back by a stopped process, or taken from a lost one.
+INTERRUPTED, LOST = "interrupted", "lost"
 T = TypeVar("T")
 
 CLAIMS = Table(
@@ -54,6 +63,17 @@ CLAIMS = Table(
     Column("failures", Integer, nullable=False),  # errors since the last reset
 )
 _C = CLAIMS.c
+
+EVENTS = Table(
+    "larvastudy_claim_events", MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("study_id", Integer, nullable=False, index=True),
+    Column("task", Integer, nullable=False),
+    Column("owner", String(255), nullable=False),  # whose claim it was
+    Column("event", String(16), nullable=False),  # INTERRUPTED or LOST
+    Column("at", Float, nullable=False),  # the database's clock, seconds since the epoch
+    Column("detail", String(255), nullable=False),
+)
 
 
 def _lost(owner: str, died: bool) -> str:
@@ -108,16 +128,40 @@ def _dead(owner: str) -> bool:
 
 
 def claim_counts(storage: optuna.storages.RDBStorage, study_id: int) -> dict[str, int]:
-    """Simulations of a study per claim state (all 0 if no run has set up its claims yet)."""
+    """Simulations of a study per claim state, running ones split into running and :data:`STALE`
+    (all 0 if no run has set up its claims yet)."""
     if not sqlalchemy.inspect(storage.engine).has_table(CLAIMS.name):
-        return {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0}
+        return dict.fromkeys((PENDING, RUNNING, STALE, DONE, FAILED), 0)
     with Session(storage.engine) as session:
         return _counts(session, study_id)
 
 
+def event_counts(storage: optuna.storages.RDBStorage, study_id: int) -> dict[str, int]:
+    """How many claims of a study were given back (:data:`INTERRUPTED`) or taken from lost processes
+    (:data:`LOST`), over the study's life."""
+    counts = dict.fromkeys((INTERRUPTED, LOST), 0)
+    if sqlalchemy.inspect(storage.engine).has_table(EVENTS.name):
+        with Session(storage.engine) as session:
+            counts.update(session.execute(select(EVENTS.c.event, func.count()).where(EVENTS.c.study_id == study_id)
+                                          .group_by(EVENTS.c.event)).all())
+    return counts
+
+
 def _counts(session: Session, study_id: int) -> dict[str, int]:
-    rows = session.execute(select(_C.state, func.count()).where(_C.study_id == study_id).group_by(_C.state)).all()
-    return {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0, **dict(rows)}
+    state = case((_stale(_dead_owners(session, study_id)), STALE), else_=_C.state)
+    rows = session.execute(select(state, func.count()).where(_C.study_id == study_id).group_by(state)).all()
+    return {**dict.fromkeys((PENDING, RUNNING, STALE, DONE, FAILED), 0), **dict(rows)}
+
+
+def _dead_owners(session: Session, study_id: int, me: str | None = None) -> list[str]:
+    """Owners of the study's running claims that are dead processes of this machine (never ``me``)."""
+    owners = session.execute(select(_C.owner).distinct().where(_C.study_id == study_id, _C.state == RUNNING))
+    return [owner for owner in owners.scalars() if owner != me and _dead(owner)]
+
+
+def _stale(dead: list[str]) -> Any:
+    """The condition of a stale claim (see the module), ``dead`` being :func:`_dead_owners`."""
+    return and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
 
 
 @dataclass(frozen=True)
@@ -134,30 +178,37 @@ class ClaimBook:
     """This process's side of the claims of one study: claim, renew, record.
 
     ``tasks``: every simulation of the sweep, ``tasks[i]`` being task ``i`` (first try); ``grace``:
-    seconds a claim stays leased without a heartbeat; ``retries``: reruns of a failing simulation.
-    Thread-safe (the heartbeat renews from another thread).
+    seconds a claim stays leased without a heartbeat; ``retries``: reruns of a failing simulation;
+    ``costs``: each grid point's predicted cost per simulation, in the unit of :meth:`claim`'s ``work``
+    (default 1). Thread-safe (the heartbeat renews from another thread).
     """
 
     def __init__(self, storage: optuna.storages.RDBStorage, study_id: int, batch: Batch, tasks: list[Task], *,
-                 grace: float, retries: int):
+                 grace: float, retries: int, costs: np.ndarray | None = None):
         self.owner = owner_id()
         self._engine, self._study_id, self._tasks = storage.engine, study_id, tasks
         self._nsims, self._grace, self._retries = batch.Nsims, grace, retries
+        self._costs = np.ones(len(tasks) // batch.Nsims) if costs is None else costs
         self._factory = TrialFactory(batch)
         self._lock = threading.Lock()
 
-    def prepare(self, done: set[tuple[int, int]], fresh: bool) -> None:
-        """Create the table and this study's rows (``done``: simulations already COMPLETE, e.g. stored by
-        an older larvastudy), and make failed simulations pending again. ``fresh``: the study was just
-        created, so rows under its id are a deleted study's (SQLite reuses ids) and go. Call under
-        ``setup_lock``."""
+    def prepare(self, done: Callable[[], set[tuple[int, int]]], fresh: bool) -> None:
+        """Create the tables and this study's rows, and make failed simulations pending again. ``done()``:
+        the simulations already COMPLETE (e.g. stored by an older larvastudy), asked only when an existing
+        study lacks rows. ``fresh``: the study was just created, so rows under its id are a deleted study's (SQLite
+        reuses ids) and go. Call under ``setup_lock``."""
         CLAIMS.create(self._engine, checkfirst=True)
+        EVENTS.create(self._engine, checkfirst=True)
+        known = set() if fresh else set(self._transact(lambda session: session.execute(
+            select(_C.task).where(_C.study_id == self._study_id)).scalars().all()))
+        complete = done() if len(known) < len(self._tasks) and not fresh else set()
 
         def work(session: Session) -> None:
             if fresh:
                 session.execute(delete(CLAIMS).where(_C.study_id == self._study_id))
-            known = set(session.execute(select(_C.task).where(_C.study_id == self._study_id)).scalars())
-            new = [{"study_id": self._study_id, "task": i, "state": DONE if (t.point, t.replicate) in done else PENDING,
+                session.execute(delete(EVENTS).where(EVENTS.c.study_id == self._study_id))
+            new = [{"study_id": self._study_id, "task": i,
+                    "state": DONE if (t.point, t.replicate) in complete else PENDING,
                     "owner": None, "lease_until": None, "tries": 0, "failures": 0}
                    for i, t in enumerate(self._tasks) if i not in known]
             if new:
@@ -166,28 +217,42 @@ class ClaimBook:
 
         self._transact(work)
 
-    def claim(self, n: int) -> list[Task]:
-        """Claim up to ``n`` simulations, lowest tasks first: pending ones, and running ones whose owner
-        is gone (lease expired, or a dead process on this machine), whose lost try becomes a FAIL trial."""
+    def claim(self, n: int, work: float = math.inf) -> list[Task]:
+        """Claim up to ``n`` simulations, lowest tasks first, until their predicted cost reaches ``work``
+        (at least one): pending ones, and stale ones, whose lost try is kept as a :data:`LOST` event."""
 
-        def work(session: Session) -> list[Task]:
-            owners = session.execute(select(_C.owner).distinct().where(self._in(RUNNING))).scalars()
-            dead = [owner for owner in owners if owner != self.owner and _dead(owner)]
-            stale = and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
+        def claim(session: Session) -> list[Task]:
+            dead = _dead_owners(session, self._study_id, self.owner)
             rows = session.execute(
                 select(_C.task, _C.state, _C.owner, _C.tries)
-                .where(_C.study_id == self._study_id, or_(_C.state == PENDING, stale))
+                .where(_C.study_id == self._study_id, or_(_C.state == PENDING, _stale(dead)))
                 .order_by(_C.task).limit(n).with_for_update(skip_locked=True)).all()
             if not rows:
                 return []
+            costs = np.cumsum(self._costs[np.array([r.task for r in rows]) // self._nsims])
+            rows = rows[:max(1, int(np.searchsorted(costs, work, side="right")))]
             session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_([r.task for r in rows]))
                             .values(state=RUNNING, owner=self.owner, lease_until=_Clock() + self._grace,
                                     tries=_C.tries + 1))
-            now = datetime.now()
-            lost = [Outcome(self._task(r.task, r.tries), {}, None, _lost(r.owner, r.owner in dead), now, now)
-                    for r in rows if r.state == RUNNING]
-            add_trials(session, self._study_id, [self._factory.trial(o) for o in lost])
+            self._log(session, [(r.task, r.owner) for r in rows if r.state == RUNNING], LOST,
+                      lambda owner: _lost(owner, owner in dead))
             return [self._task(r.task, r.tries + 1) for r in rows]
+
+        return self._transact(claim)
+
+    def release(self, tasks: list[Task], why: str = "stopped (Ctrl-C or SIGTERM) before finishing") -> int:
+        """Give back the claims of ``tasks`` this process still holds, unfinished: they become pending with
+        no failure counted, and each is kept as an :data:`INTERRUPTED` event. Returns how many."""
+        indices = sorted({self._index(t) for t in tasks})
+
+        def work(session: Session) -> int:
+            held = session.execute(select(_C.task).where(self._in(RUNNING), _C.owner == self.owner,
+                                                         _C.task.in_(indices))).scalars().all()
+            if held:
+                session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_(held))
+                                .values(state=PENDING, owner=None, lease_until=None))
+                self._log(session, [(task, self.owner) for task in held], INTERRUPTED, lambda owner: why)
+            return len(held)
 
         return self._transact(work)
 
@@ -196,10 +261,9 @@ class ClaimBook:
         self._transact(lambda session: session.execute(
             update(CLAIMS).where(self._in(RUNNING), _C.owner == self.owner).values(lease_until=_Clock() + self._grace)))
 
-    def record(self, outcomes: list[Outcome], interrupted: bool = False) -> Recorded:
+    def record(self, outcomes: list[Outcome]) -> Recorded:
         """Store the trials of ``outcomes`` whose claims this process still holds, and settle those claims:
-        done, or pending to be retried (failed once out of retries). ``interrupted``: the tries were
-        stopped, not failed, so they do not count as failures."""
+        done, or pending to be retried (failed once out of retries)."""
         by_task = {self._index(o.task): o for o in outcomes}
 
         def work(session: Session) -> Recorded:
@@ -208,16 +272,14 @@ class ClaimBook:
             ).all()
             ok = [r.task for r in held if by_task[r.task].error is None]
             failed = [r.task for r in held if by_task[r.task].error is not None]
-            given_up = 0 if interrupted else sum(r.failures >= self._retries for r in held if r.task in failed)
+            given_up = sum(r.failures >= self._retries for r in held if r.task in failed)
             if ok:
                 session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_(ok))
                                 .values(state=DONE, owner=None, lease_until=None))
             if failed:
-                settle = ({} if interrupted else
-                          {"state": case((_C.failures >= self._retries, FAILED), else_=PENDING),
-                           "failures": _C.failures + 1})
                 session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_(failed))
-                                .values(**{"state": PENDING, "owner": None, "lease_until": None, **settle}))
+                                .values(state=case((_C.failures >= self._retries, FAILED), else_=PENDING),
+                                        owner=None, lease_until=None, failures=_C.failures + 1))
             stored = [by_task[r.task] for r in held]
             add_trials(session, self._study_id, [self._factory.trial(o) for o in stored])
             done = session.execute(select(func.count()).where(self._in(DONE))).scalar_one()
@@ -228,6 +290,14 @@ class ClaimBook:
     def counts(self) -> dict[str, int]:
         """Simulations of the study per claim state."""
         return self._transact(lambda session: _counts(session, self._study_id))
+
+    def _log(self, session: Session, lost: list[tuple[int, str]], event: str, detail: Callable[[str], str]) -> None:
+        """Keep ``(task, owner)`` claims that ended unfinished as ``event`` rows of the audit table."""
+        if lost:
+            at = session.execute(select(_Clock())).scalar_one()
+            session.execute(insert(EVENTS), [{"study_id": self._study_id, "task": task, "owner": owner,
+                                              "event": event, "at": at, "detail": detail(owner)[:255]}
+                                             for task, owner in lost])
 
     def _in(self, state: str) -> Any:
         return and_(_C.study_id == self._study_id, _C.state == state)
