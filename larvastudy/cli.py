@@ -1,7 +1,8 @@
 """``larvastudy``: run, inspect and export Batch sweeps from the shell (mirrors the Python API).
 
 Usage errors print one line on stderr and exit 2; nothing stored is touched before a command's
-input has been validated.
+input has been validated, and only ``run`` creates storage. Optuna, pandas, scipy and matplotlib are
+imported by the commands that use them, so ``--help``, ``list`` and ``show`` start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -11,35 +12,39 @@ import dataclasses
 import sys
 import tomllib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import optuna
-from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from larvastudy.errors import SpecError
-from larvastudy.execution import ADAPTIVE_SAMPLERS, GRACE, FitInterrupted, SweepInterrupted, join_sweep, run_batch
-from larvastudy.export import build_par_df, export_study
-from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
-from larvastudy.inspect.report import write_report
-from larvastudy.inspect.sensitivity import EVALUATORS
-from larvastudy.inspect.stats import power_table
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
-from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
-from larvastudy.study.claims import FAILED, PENDING, RUNNING, claim_counts
-from larvastudy.study.study import SAMPLER_ATTR, is_fit
+
+if TYPE_CHECKING:
+    import optuna
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2)."""
+    """argparse with one-line errors (exit 2); ``setup(parser)``, if given, adds the arguments on first use,
+    so that a command whose options need a heavy module imports it only when that command is run."""
+
+    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._setup = setup
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if self._setup is not None:
+            setup, self._setup = self._setup, None
+            setup(self)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"larvastudy: error: {message} (see larvastudy {self.prog.split()[-1]} --help)\n"
@@ -78,6 +83,9 @@ def _batch(args: argparse.Namespace) -> Batch:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from larvastudy.execution import FitInterrupted, SweepInterrupted, run_batch
+    from larvastudy.study.storage import storage_url
+
     batch = _batch(args)
     url = storage_url(args.storage)
     fit = args.sampler != "grid"
@@ -113,8 +121,20 @@ def _stop(bar: Progress) -> None:
         bar.stop()
 
 
+def _storage(args: argparse.Namespace) -> tuple[str, optuna.storages.RDBStorage]:
+    """The URL of ``--storage`` and the storage there, which must exist: only ``run`` creates storage."""
+    from larvastudy.study.storage import open_storage, storage_url
+
+    url = storage_url(args.storage)
+    return url, open_storage(url, create=False)
+
+
 def _export(url: str, name: str, batch: Batch | None = None) -> int:
-    study, batch = load_study(open_storage(url), name, batch)
+    from larvastudy.export import export_study
+    from larvastudy.study.storage import default_outdir, open_storage
+    from larvastudy.study.study import load_study
+
+    study, batch = load_study(open_storage(url, create=False), name, batch)
     outdir = default_outdir(name)
     par_df, figs = export_study(study, batch, outdir, storage_url=url)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
@@ -123,8 +143,11 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from larvastudy.execution import SweepInterrupted, join_sweep
+
+    url, _ = _storage(args)  # a worker joins a study: a mistyped --storage must not become a new database
     try:
-        summary = join_sweep(args.name, storage=storage_url(args.storage), n_jobs=args.n_jobs,
+        summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
     except SweepInterrupted as stop:
         err.print(str(stop), markup=False)
@@ -134,7 +157,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    return _export(storage_url(args.storage), args.name)
+    url, _ = _storage(args)
+    return _export(url, args.name)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -167,8 +191,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url = storage_url(args.storage)
-    storage = open_storage(url)
+    from optuna.trial import TrialState
+
+    from larvastudy.study.claims import FAILED, PENDING, RUNNING, claim_counts
+    from larvastudy.study.storage import display_url
+    from larvastudy.study.study import SAMPLER_ATTR, is_fit, load_study
+
+    url, storage = _storage(args)
     study, batch = load_study(storage, args.name)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
@@ -196,8 +225,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    url = storage_url(args.storage)
-    storage = open_storage(url)
+    from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
+    from larvastudy.study.storage import display_url
+    from larvastudy.study.study import load_study
+
+    url, storage = _storage(args)
     study_id = None
     if args.name:
         load_study(storage, args.name)
@@ -213,7 +245,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _grid_study(args: argparse.Namespace) -> tuple[optuna.Study, Batch]:
     """The grid study ``args.name``; a SpecError for an adaptive fit, whose points have no replicate grid."""
-    study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    from larvastudy.study.storage import default_outdir
+    from larvastudy.study.study import is_fit, load_study
+
+    study, batch = load_study(_storage(args)[1], args.name)
     if is_fit(study):
         raise SpecError(f"{args.name!r} is an adaptive fit; {args.command} works on grid sweeps (a fit's tables "
                         f"and figures are under {default_outdir(args.name)}, written by larvastudy export)")
@@ -221,6 +256,9 @@ def _grid_study(args: argparse.Namespace) -> tuple[optuna.Study, Batch]:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
+    from larvastudy.export import build_par_df
+    from larvastudy.inspect.stats import power_table
+
     study, batch = _grid_study(args)
     table = power_table(build_par_df(study, batch), batch, args.metric, args.delta, args.half_width, args.power)
     out.print(f"study {args.name!r}: {batch.Nsims} replicates per grid point; replicate SD pooled over grid points")
@@ -236,6 +274,9 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from larvastudy.inspect.report import write_report
+    from larvastudy.study.storage import default_outdir
+
     study, batch = _grid_study(args)
     path = write_report(study, batch, Path(args.output or default_outdir(args.name) / "report.html"), args.evaluator)
     out.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained HTML)", highlight=False)
@@ -256,34 +297,43 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                        help="fixed override, e.g. --set duration=1.0 (repeatable)")
 
-    run = sub.add_parser("run", help="run or resume a sweep, then export par_df and figures")
-    definition(run)
-    run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
-    storage(run)
-    run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
-    run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
-    run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
-    run.add_argument("--grace", type=float, default=GRACE,
-                     help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
-    fit = run.add_argument_group("fitting (adaptive samplers)")
-    fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
-                     help="grid: the whole grid (default); others propose points adaptively")
-    fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
-    fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
-                     help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
-    fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
-                     help="first copy the completed points of a grid study (default: the Batch's own)")
-    run.set_defaults(func=cmd_run)
+    def run_arguments(run: argparse.ArgumentParser) -> None:
+        from larvastudy.execution import ADAPTIVE_SAMPLERS, GRACE
 
-    worker = sub.add_parser("worker", help="join a study's sweep (on any machine sharing its storage) until "
-                                           "its grid is done; exit 1 if simulations failed for good")
-    worker.add_argument("name", help="study name (made by `larvastudy run`)")
-    worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
-    storage(worker)
-    worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
-    worker.add_argument("--grace", type=float, default=GRACE,
-                        help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
-    worker.add_argument("--chunk-size", type=int, help="simulations per claim and engine call (default: automatic)")
+        definition(run)
+        run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+        storage(run)
+        run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
+        run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
+        run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
+        run.add_argument("--grace", type=float, default=GRACE,
+                         help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+        fit = run.add_argument_group("fitting (adaptive samplers)")
+        fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
+                         help="grid: the whole grid (default); others propose points adaptively")
+        fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
+        fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
+                         help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
+        fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
+                         help="first copy the completed points of a grid study (default: the Batch's own)")
+
+    sub.add_parser("run", setup=run_arguments, help="run or resume a sweep, then export par_df and figures",
+                   ).set_defaults(func=cmd_run)
+
+    def worker_arguments(worker: argparse.ArgumentParser) -> None:
+        from larvastudy.execution import GRACE
+
+        worker.add_argument("name", help="study name (made by `larvastudy run`)")
+        worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+        storage(worker)
+        worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
+        worker.add_argument("--grace", type=float, default=GRACE,
+                            help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
+        worker.add_argument("--chunk-size", type=int,
+                            help="simulations per claim and engine call (default: automatic)")
+
+    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep (on any machine sharing "
+                            "its storage) until its grid is done; exit 1 if simulations failed for good")
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")
@@ -315,20 +365,27 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--power", type=float, default=0.8, help="wanted power for --delta (default 0.8)")
     power.set_defaults(func=cmd_power)
 
-    report = sub.add_parser("report", help="write a self-contained HTML report with every figure")
-    report.add_argument("name", help="study name")
-    storage(report)
-    report.add_argument("-o", "--output", help="HTML file (default: storage/<study>/report.html)")
-    report.add_argument("--evaluator", choices=EVALUATORS, default=EVALUATORS[0],
-                        help="parameter-importance evaluator (fanova needs scikit-learn)")
-    report.set_defaults(func=cmd_report)
+    def report_arguments(report: argparse.ArgumentParser) -> None:
+        from larvastudy.inspect.sensitivity import EVALUATORS
+
+        report.add_argument("name", help="study name")
+        storage(report)
+        report.add_argument("-o", "--output", help="HTML file (default: storage/<study>/report.html)")
+        report.add_argument("--evaluator", choices=EVALUATORS, default=EVALUATORS[0],
+                            help="parameter-importance evaluator (fanova needs scikit-learn)")
+
+    sub.add_parser("report", setup=report_arguments, help="write a self-contained HTML report with every figure",
+                   ).set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
+        if args.func not in (cmd_list, cmd_show):  # the others use Optuna: show its warnings only
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         return args.func(args)
     except SpecError as error:
         err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
