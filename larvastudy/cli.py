@@ -157,8 +157,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    url, _ = _storage(args)
-    return _export(url, args.name)
+    from larvastudy.study.storage import storage_url
+
+    return _export(storage_url(args.storage), args.name)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
