@@ -1,7 +1,8 @@
 """``larvastudy``: run, inspect and export Batch sweeps from the shell (mirrors the Python API).
 
 Usage errors print one line on stderr and exit 2; nothing stored is touched before a command's
-input has been validated.
+input has been validated, and only ``run`` creates storage. Optuna, pandas, scipy and matplotlib are
+imported by the commands that use them, so ``--help``, ``list`` and ``show`` start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -15,29 +16,20 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import optuna
-from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
 from larvastudy.errors import SpecError
-from larvastudy.execution import ADAPTIVE_SAMPLERS, GRACE, FitInterrupted, SweepInterrupted, join_sweep, run_batch
-from larvastudy.export import build_par_df, export_study
-from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
-from larvastudy.inspect.report import write_report
-from larvastudy.inspect.sensitivity import EVALUATORS
-from larvastudy.inspect.stats import power_table
 from larvastudy.progress import LOG_EVERY, ProgressDisplay
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
-from larvastudy.study import default_outdir, display_url, load_study, open_storage, storage_url
-from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
-                                     event_counts)
-from larvastudy.study.study import SAMPLER_ATTR, is_fit
+
+if TYPE_CHECKING:
+    import optuna
 
 #: When this module was imported: where /proc cannot tell the process's start, the wait is counted from here.
 _STARTED = time.monotonic()
@@ -46,7 +38,19 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2)."""
+    """argparse with one-line errors (exit 2); ``setup(parser)``, if given, adds the arguments on first use,
+    so that a command whose options need a heavy module imports it only when that command is run."""
+
+    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._setup = setup
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if self._setup is not None:
+            setup, self._setup = self._setup, None
+            setup(self)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"larvastudy: error: {message} (see larvastudy {self.prog.split()[-1]} --help)\n"
@@ -85,6 +89,9 @@ def _batch(args: argparse.Namespace) -> Batch:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from larvastudy.execution import FitInterrupted, SweepInterrupted, run_batch
+    from larvastudy.study.storage import storage_url
+
     batch = _batch(args)
     url = storage_url(args.storage)
     fit = args.sampler != "grid"
@@ -127,8 +134,20 @@ def _wall_time() -> float:
         return time.monotonic() - _STARTED
 
 
+def _storage(args: argparse.Namespace) -> tuple[str, optuna.storages.RDBStorage]:
+    """The URL of ``--storage`` and the storage there, which must exist: only ``run`` creates storage."""
+    from larvastudy.study.storage import open_storage, storage_url
+
+    url = storage_url(args.storage)
+    return url, open_storage(url, create=False)
+
+
 def _export(url: str, name: str, batch: Batch | None = None) -> int:
-    study, batch = load_study(open_storage(url), name, batch)
+    from larvastudy.export import export_study
+    from larvastudy.study.storage import default_outdir, open_storage
+    from larvastudy.study.study import load_study
+
+    study, batch = load_study(open_storage(url, create=False), name, batch)
     outdir = default_outdir(name)
     par_df, figs = export_study(study, batch, outdir, storage_url=url)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
@@ -137,22 +156,27 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from larvastudy.execution import SweepInterrupted, join_sweep
+
+    url, _ = _storage(args)  # a worker joins a study: a mistyped --storage must not become a new database
     progress = ProgressDisplay(args.name, err, log_every=args.log_every)
     try:
-        summary = join_sweep(args.name, storage=storage_url(args.storage), n_jobs=args.n_jobs, progress=progress,
+        summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
     except SweepInterrupted as stop:
         progress.close()
-        err.print(str(stop), markup=False)
+        err.print(str(stop), markup=False, highlight=False)
         return 128 + stop.signum
     finally:
         progress.close()
-    out.print(f"{summary}; this worker ran {summary.ran}")
+    out.print(f"{summary}; this worker ran {summary.ran}", highlight=False)
     _failed(summary, args.name)
     return 0 if summary.finished else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from larvastudy.study.storage import storage_url
+
     return _export(storage_url(args.storage), args.name)
 
 
@@ -186,8 +210,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url = storage_url(args.storage)
-    storage = open_storage(url)
+    from optuna.trial import TrialState
+
+    from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
+                                         event_counts)
+    from larvastudy.study.storage import display_url
+    from larvastudy.study.study import SAMPLER_ATTR, is_fit, load_study
+
+    url, storage = _storage(args)
     study, batch = load_study(storage, args.name)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
@@ -207,9 +237,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
     study_id = storage.get_study_id_from_name(args.name)
     claims, events = claim_counts(storage, study_id), event_counts(storage, study_id)
-    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker), {claims[STALE]} stale (claimed "
-              f"by a process that died or went silent; rerun by the next run or worker), {claims[PENDING]} pending, "
-              f"{claims[FAILED]} given up after their retries", highlight=False)
+    stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
+             "reruns them)") if claims[STALE] else ""
+    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker){stale}, {claims[PENDING]} "
+              f"pending, {claims[FAILED]} given up after their retries", highlight=False)
     if events[INTERRUPTED] or events[LOST]:
         out.print(f"claims put back to pending so far: {events[INTERRUPTED]} by stopped runs, {events[LOST]} taken "
                   f"from lost processes (who and when: table {EVENTS.name})", highlight=False)
@@ -220,8 +251,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    url = storage_url(args.storage)
-    storage = open_storage(url)
+    from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
+    from larvastudy.study.storage import display_url
+    from larvastudy.study.study import load_study
+
+    url, storage = _storage(args)
     study_id = None
     if args.name:
         load_study(storage, args.name)
@@ -237,7 +271,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _grid_study(args: argparse.Namespace) -> tuple[optuna.Study, Batch]:
     """The grid study ``args.name``; a SpecError for an adaptive fit, whose points have no replicate grid."""
-    study, batch = load_study(open_storage(storage_url(args.storage)), args.name)
+    from larvastudy.study.storage import default_outdir
+    from larvastudy.study.study import is_fit, load_study
+
+    study, batch = load_study(_storage(args)[1], args.name)
     if is_fit(study):
         raise SpecError(f"{args.name!r} is an adaptive fit; {args.command} works on grid sweeps (a fit's tables "
                         f"and figures are under {default_outdir(args.name)}, written by larvastudy export)")
@@ -245,6 +282,9 @@ def _grid_study(args: argparse.Namespace) -> tuple[optuna.Study, Batch]:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
+    from larvastudy.export import build_par_df
+    from larvastudy.inspect.stats import power_table
+
     study, batch = _grid_study(args)
     table = power_table(build_par_df(study, batch), batch, args.metric, args.delta, args.half_width, args.power)
     out.print(f"study {args.name!r}: {batch.Nsims} replicates per grid point; replicate SD pooled over grid points")
@@ -260,6 +300,9 @@ def cmd_power(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from larvastudy.inspect.report import write_report
+    from larvastudy.study.storage import default_outdir
+
     study, batch = _grid_study(args)
     path = write_report(study, batch, Path(args.output or default_outdir(args.name) / "report.html"), args.evaluator)
     out.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained HTML)", highlight=False)
@@ -284,36 +327,45 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                        help="fixed override, e.g. --set duration=1.0 (repeatable)")
 
-    run = sub.add_parser("run", help="run or resume a sweep, then export par_df and figures")
-    definition(run)
-    run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
-    storage(run)
-    run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
-    run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
-    run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
-    run.add_argument("--grace", type=float, default=GRACE,
-                     help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
-    log_every(run)
-    fit = run.add_argument_group("fitting (adaptive samplers)")
-    fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
-                     help="grid: the whole grid (default); others propose points adaptively")
-    fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
-    fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
-                     help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
-    fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
-                     help="first copy the completed points of a grid study (default: the Batch's own)")
-    run.set_defaults(func=cmd_run)
+    def run_arguments(run: argparse.ArgumentParser) -> None:
+        from larvastudy.execution import ADAPTIVE_SAMPLERS, GRACE
 
-    worker = sub.add_parser("worker", help="join a study's sweep (on any machine sharing its storage) until "
-                                           "its grid is done; exit 1 if simulations failed for good")
-    worker.add_argument("name", help="study name (made by `larvastudy run`)")
-    worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
-    storage(worker)
-    worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
-    worker.add_argument("--grace", type=float, default=GRACE,
-                        help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
-    worker.add_argument("--chunk-size", type=int, help="simulations per claim and engine call (default: automatic)")
-    log_every(worker)
+        definition(run)
+        run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+        storage(run)
+        run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
+        run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
+        run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
+        run.add_argument("--grace", type=float, default=GRACE,
+                         help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+        log_every(run)
+        fit = run.add_argument_group("fitting (adaptive samplers)")
+        fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
+                         help="grid: the whole grid (default); others propose points adaptively")
+        fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
+        fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
+                         help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
+        fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
+                         help="first copy the completed points of a grid study (default: the Batch's own)")
+
+    sub.add_parser("run", setup=run_arguments, help="run or resume a sweep, then export par_df and figures",
+                   ).set_defaults(func=cmd_run)
+
+    def worker_arguments(worker: argparse.ArgumentParser) -> None:
+        from larvastudy.execution import GRACE
+
+        worker.add_argument("name", help="study name (made by `larvastudy run`)")
+        worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
+        storage(worker)
+        worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
+        worker.add_argument("--grace", type=float, default=GRACE,
+                            help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
+        worker.add_argument("--chunk-size", type=int,
+                            help="simulations per claim and engine call (default: automatic)")
+        log_every(worker)
+
+    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep (on any machine sharing "
+                            "its storage) until its grid is done; exit 1 if simulations failed for good")
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")
@@ -345,13 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--power", type=float, default=0.8, help="wanted power for --delta (default 0.8)")
     power.set_defaults(func=cmd_power)
 
-    report = sub.add_parser("report", help="write a self-contained HTML report with every figure")
-    report.add_argument("name", help="study name")
-    storage(report)
-    report.add_argument("-o", "--output", help="HTML file (default: storage/<study>/report.html)")
-    report.add_argument("--evaluator", choices=EVALUATORS, default=EVALUATORS[0],
-                        help="parameter-importance evaluator (fanova needs scikit-learn)")
-    report.set_defaults(func=cmd_report)
+    def report_arguments(report: argparse.ArgumentParser) -> None:
+        from larvastudy.inspect.sensitivity import EVALUATORS
+
+        report.add_argument("name", help="study name")
+        storage(report)
+        report.add_argument("-o", "--output", help="HTML file (default: storage/<study>/report.html)")
+        report.add_argument("--evaluator", choices=EVALUATORS, default=EVALUATORS[0],
+                            help="parameter-importance evaluator (fanova needs scikit-learn)")
+
+    sub.add_parser("report", setup=report_arguments, help="write a self-contained HTML report with every figure",
+                   ).set_defaults(func=cmd_report)
     return parser
 
 
@@ -370,8 +426,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
+        if args.func not in (cmd_list, cmd_show):  # the others use Optuna: show its warnings only
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         return args.func(args)
     except SpecError as error:
         err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)

@@ -3,3 +3,7 @@
 
 class SpecError(ValueError):
     """An invalid experiment, parameter, value or Batch definition."""
+
+
+class StorageError(SpecError):
+    """A storage that cannot be opened: a bad URL, a missing driver, file or server, or a file that is not one."""

@@ -65,6 +65,28 @@ def test_status_show_list_export(swept):
     assert (swept / "storage" / "PItest_off" / "par_df.csv").exists()
 
 
+#: Libraries that take a second or more to import: commands that do not need them must not import them.
+HEAVY = ["matplotlib", "optuna", "pandas", "scipy"]
+
+
+def imported(folder: Path, *args: str) -> list[str]:
+    """Which of :data:`HEAVY` ``larvastudy ARGS`` imports (in a fresh interpreter)."""
+    code = (f"import sys\nfrom larvastudy.cli import main\ntry:\n    main({list(args)!r})\nexcept SystemExit:\n"
+            f"    pass\nprint(*sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1].split()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "PItest_off"]])
+def test_commands_without_a_study_import_no_heavy_library(tmp_path, args):
+    assert imported(tmp_path, *args) == []
+
+
+def test_status_imports_optuna_but_no_table_or_plot_library(swept):
+    assert imported(swept, "status", "PItest_off") == ["optuna"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "nope"], "unknown Batch 'nope'"),
     (["run", "PItest_off", "--set", "olfactor.gain_dikt.CS=3"], "unknown parameter 'olfactor.gain_dikt.CS'"),

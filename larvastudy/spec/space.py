@@ -20,13 +20,15 @@ import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from larvastudy.errors import SpecError
+
+if TYPE_CHECKING:  # Optuna is imported where used: reading a Batch (list, show) does not need it
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 Scalar = int | float | str | bool
 Point = dict[str, Any]
@@ -165,6 +167,8 @@ class Space:
     def grid_distributions(self) -> dict[str, BaseDistribution]:
         """Each parameter's distribution in a grid study: Int/Float over the values' range, else categorical,
         so TPE or CMA-ES can continue a grid study over numeric axes."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
         dists: dict[str, BaseDistribution] = {}
         for name in self.parameters():
             values = self.values(name)
@@ -179,6 +183,8 @@ class Space:
     def fit_distributions(self) -> dict[str, BaseDistribution]:
         """Each suggested parameter's distribution in an adaptive fit, as :meth:`suggest` asks for it:
         categorical over grid values, Int/Float over continuous ranges (zipped partners are not suggested)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
         dists: dict[str, BaseDistribution] = {}
         for axis in self._all_axes():
             if axis.zip is not None:

@@ -1,8 +1,14 @@
-"""Where studies live: the storage URL, an RDBStorage tuned for SQLite, and the output folder."""
+"""Where studies live: the storage URL, an RDBStorage tuned for SQLite, and the output folder.
+
+Only a run creates storage; every other command opens an existing one (``open_storage(url, create=False)``)
+and creates nothing. Problems opening a storage raise :class:`~larvastudy.errors.StorageError`, one line
+naming the storage (password hidden) and the cause.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,7 +20,7 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import StorageError
 
 try:
     import fcntl
@@ -32,27 +38,44 @@ _PG_LOCK_KEY = 0x6C617276
 #: Serialises setup_lock between this process's threads; ``_held[url]`` counts its nested holds.
 _THREAD_LOCK = threading.RLock()
 _held: dict[str, int] = {}
+#: The first 16 bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+#: Tables every Optuna RDB storage has.
+_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+#: pip packages of database drivers whose module name differs from the package's.
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+                    "pymysql": "PyMySQL", "mysql": "mysql-connector-python"}
 
 
 def storage_url(url: str | os.PathLike | None = None) -> str:
     """The storage URL: ``url``, else ``$LARVASTUDY_STORAGE``, else ``storage/larvastudy.db`` here.
 
-    A plain file path means a SQLite file; relative paths are taken from the working directory.
+    A plain file path means a SQLite file; relative paths are taken from the working directory. A
+    StorageError if the URL does not parse or its database driver is not installed.
     """
     url = str(url or os.environ.get(ENV_VAR) or Path("storage") / "larvastudy.db")
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"
     try:
-        make_url(url).get_dialect()
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError):
-        raise SpecError(f"invalid storage URL {url!r}; use e.g. sqlite:///path/to/file.db or "
-                        "postgresql://user@host/db") from None
+        dialect = make_url(url).get_dialect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError):
+        raise StorageError(f"invalid storage URL {display_url(url)!r}; use e.g. sqlite:///path/to/file.db or "
+                           "postgresql://user@host/db") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        module = (error.name or "").partition(".")[0]
+        raise StorageError(f"storage {display_url(url)} needs the database driver {module}, which is not "
+                           f"installed: pip install '{_DRIVER_PACKAGES.get(module, module)}'") from None
     return url
 
 
 def display_url(url: str) -> str:
-    """``url`` with any password hidden, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    """``url`` with any password hidden, for messages (also when it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -63,8 +86,12 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDBStorage for ``url``; a SQLite file is created with its folder, in WAL mode, with a busy timeout.
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:
+    """An RDBStorage for ``url``: SQLite in WAL mode with a busy timeout.
+
+    ``create``: make what is missing (the SQLite file and its folder, Optuna's tables), under
+    :func:`setup_lock`; False (every command but run): the storage must exist with Optuna's tables, and
+    nothing is created, not even a folder or lock file. A StorageError if it cannot be opened.
 
     On PostgreSQL the server ends a session left idle inside a transaction for
     :data:`IDLE_TRANSACTION_LIMIT` seconds, so a frozen or lost machine cannot hold row locks (and stall
@@ -75,27 +102,94 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     "database is locked" because another process wrote in between. Several processes can then share
     one SQLite file, each committing short transactions.
     """
+    if not create:
+        return _open_storage(url, create=False)
     with setup_lock(url):  # RDBStorage creates missing tables: two processes must not race to do it
-        return _open_storage(url)
+        return _open_storage(url, create=True)
 
 
-def _open_storage(url: str) -> optuna.storages.RDBStorage:
+def _open_storage(url: str, create: bool) -> optuna.storages.RDBStorage:
     path = sqlite_path(url)
+    if path is not None:
+        _check_sqlite_file(path, create)
+    engine_kwargs: dict = {}
     if make_url(url).get_driver_name() in ("psycopg", "psycopg2"):  # libpq: PostgreSQL
-        limit = f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"options": limit}})
-    if path is None:
-        return optuna.storages.RDBStorage(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # WAL lets readers (exporter, dashboard) work while the sweep writes; the mode is stored in the
-    # file, so setting it once here covers every later connection.
-    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
-        con.execute("PRAGMA journal_mode=WAL")
-    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": BUSY_TIMEOUT}})
-    event.listen(rdb.engine, "connect", _no_implicit_transactions)
-    event.listen(rdb.engine, "begin", _begin_immediate)
-    rdb.engine.dispose()  # connections opened by RDBStorage itself predate the listeners
+        engine_kwargs["connect_args"] = {
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"}
+    elif path is not None:
+        engine_kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT}
+    with _storage_errors(url):
+        if path is not None and create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # WAL lets readers (exporter, dashboard) work while the sweep writes; the mode is stored in
+            # the file, so setting it once here covers every later connection.
+            with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+        if not create:
+            _check_tables(url, engine_kwargs)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=not create)
+    if path is not None:
+        event.listen(rdb.engine, "connect", _no_implicit_transactions)
+        event.listen(rdb.engine, "begin", _begin_immediate)
+        rdb.engine.dispose()  # connections opened by RDBStorage itself predate the listeners
     return rdb
+
+
+def _check_sqlite_file(path: Path, create: bool) -> None:
+    """A StorageError unless ``path`` is a SQLite database file (or, to ``create`` it, missing or empty)."""
+    try:
+        if path.is_dir():
+            raise StorageError(f"storage {path} is a directory, not a SQLite database file")
+        if not path.exists():
+            if create:
+                return
+            raise StorageError(f"no storage at {path} (run a sweep first, or pass --storage)")
+        if not path.is_file():
+            raise StorageError(f"storage {path} is not a SQLite database file (not a regular file)")
+        with open(path, "rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError as error:
+        raise StorageError(f"cannot open storage {path}: {error.strerror}") from None
+    if header != _SQLITE_HEADER and not (create and header == b""):
+        raise StorageError(f"storage {path} is not a SQLite database file" + ("" if header else " (empty)"))
+
+
+def _check_tables(url: str, engine_kwargs: dict) -> None:
+    """A StorageError unless the database at ``url`` has Optuna's tables (an RDBStorage would create them)."""
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if not _OPTUNA_TABLES <= tables:
+        raise StorageError(f"storage {_name(url)} has no Optuna tables (not made by a larvastudy run; "
+                           "run a sweep first, or pass --storage)")
+
+
+@contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """Database and file-system errors met while opening ``url``, as one-line StorageErrors."""
+    try:
+        yield
+    except sqlalchemy.exc.DBAPIError as error:
+        raise StorageError(f"cannot open storage {_name(url)}: {_one_line(str(error.orig))}") from None
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot open storage {_name(url)}: {error}") from None
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise StorageError(f"cannot open storage {_name(url)}: {error.strerror}{where}") from None
+
+
+def _name(url: str) -> str:
+    """The storage in messages: a SQLite file's path, else the URL without its password."""
+    path = sqlite_path(url)
+    return str(path) if path is not None else display_url(url)
+
+
+def _one_line(text: str) -> str:
+    """A driver's message, which may span lines (libpq's does), on one line."""
+    text = text.removeprefix("connection failed: ").replace("FATAL:", "")
+    return "; ".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 def _no_implicit_transactions(dbapi_connection: sqlite3.Connection, record: object) -> None:
@@ -141,14 +235,19 @@ def setup_lock(url: str) -> Iterator[None]:
 def _os_lock(url: str) -> Iterator[None]:
     path = sqlite_path(url)
     if path is not None and fcntl is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.lock", "a+b") as lock:
+        _check_sqlite_file(path, create=True)  # no lock file beside a directory or a file of another kind
+        with _storage_errors(url):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(f"{path}.lock", "a+b")
+        with lock:
             fcntl.lockf(lock, fcntl.LOCK_EX)
             yield
     elif make_url(url).get_backend_name() == "postgresql":
         engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         try:
-            with engine.connect() as con:
+            with _storage_errors(url):
+                con = engine.connect()
+            with con:
                 con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
                 con.commit()
                 yield
