@@ -157,8 +157,9 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from larvastudy.execution import SweepInterrupted, join_sweep
+    from larvastudy.study.storage import storage_url
 
-    url, _ = _storage(args)  # a worker joins a study: a mistyped --storage must not become a new database
+    url = storage_url(args.storage)
     progress = ProgressDisplay(args.name, err, log_every=args.log_every)
     try:
         summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,

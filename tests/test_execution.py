@@ -196,7 +196,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130
     assert "interrupted: " in out and "run the same sweep again to resume" in out
     wait_until_gone(script, timeout=2.0)
-    interrupted = trials(db, states=(TrialState.FAIL,))
-    assert interrupted and all(t.user_attrs["error"] == "interrupted" for t in interrupted)
+    assert not trials(db, states=(TrialState.FAIL,)), "a stopped simulation is not a failure"
+    assert len(results(db)) >= 2  # the chunk it had seen stored, at least
     assert run_batch(batch, storage=db, n_jobs=2).complete == batch.grid_size
     assert len(results(db)) == batch.grid_size

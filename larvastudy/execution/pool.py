@@ -74,13 +74,9 @@ class WorkerPool:
         """Whether any worker process still runs."""
         return any(proc.is_alive() for proc in self._procs)
 
-    def in_flight(self) -> list[Task]:
-        """Tasks handed to workers (running or queued) whose outcomes the caller has not taken yet."""
-        return [task for chunks in self._queued for tasks in chunks for task in tasks]
-
     def stop(self, wait: float) -> Iterator[list[Outcome]]:
         """Stop: the outcomes of the chunks being run that finish within ``wait`` seconds (no new chunk is
-        fed), then every worker is stopped; what it still held stays :meth:`in_flight`."""
+        fed), then every worker is stopped."""
         running = {worker for worker, chunks in enumerate(self._queued) if chunks and self._procs[worker].is_alive()}
         deadline = time.monotonic() + wait
         while running and (left := deadline - time.monotonic()) > 0:

@@ -190,7 +190,7 @@ def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> S
     ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...).
     """
     url = storage_url(storage)
-    _, batch = load_study(open_storage(url), study_name)
+    _, batch = load_study(open_storage(url, create=False), study_name)
     return run_batch(batch, storage=url, study_name=study_name, allow_large=True, **options)
 
 
@@ -211,7 +211,7 @@ class _Run:
         except KeyboardInterrupt:
             pool.terminate()
         with uninterrupted():
-            self._released = book.release(pool.in_flight())
+            self._released = book.release()
 
     def record(self, recorded: Recorded) -> None:
         self._failed += recorded.given_up

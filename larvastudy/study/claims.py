@@ -240,16 +240,14 @@ class ClaimBook:
 
         return self._transact(claim)
 
-    def release(self, tasks: list[Task], why: str = "stopped (Ctrl-C or SIGTERM) before finishing") -> int:
-        """Give back the claims of ``tasks`` this process still holds, unfinished: they become pending with
-        no failure counted, and each is kept as an :data:`INTERRUPTED` event. Returns how many."""
-        indices = sorted({self._index(t) for t in tasks})
+    def release(self, why: str = "stopped (Ctrl-C or SIGTERM) before finishing") -> int:
+        """Give back every claim this process holds, unfinished (call once its workers are stopped): they
+        become pending with no failure counted, each kept as an :data:`INTERRUPTED` event. Returns how many."""
 
         def work(session: Session) -> int:
-            held = session.execute(select(_C.task).where(self._in(RUNNING), _C.owner == self.owner,
-                                                         _C.task.in_(indices))).scalars().all()
+            held = session.execute(select(_C.task).where(self._in(RUNNING), _C.owner == self.owner)).scalars().all()
             if held:
-                session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_(held))
+                session.execute(update(CLAIMS).where(self._in(RUNNING), _C.owner == self.owner)
                                 .values(state=PENDING, owner=None, lease_until=None))
                 self._log(session, [(task, self.owner) for task in held], INTERRUPTED, lambda owner: why)
             return len(held)
