@@ -149,6 +149,16 @@ def test_size_limit_needs_allow_large():
     batch.check_size(allow_large=True)
 
 
+def test_a_grid_beyond_this_machines_memory_is_refused_before_it_is_built():
+    axis = {"range": [-100.0, 100.0], "Ngrid": 100_000}
+    with pytest.raises(SpecError, match=r"10,000,000,000 grid points x 1 replicates .* needing about 40,000.0 GB"):
+        batch_from_kwargs("PItest_off", sample={"gain_dict.CS": axis, "gain_dict.UCS": axis}, fixed=FAST)
+    with pytest.raises(SpecError, match=r"Ngrid = 1,000,000,000 is more values than any sweep could run"):
+        batch_from_kwargs("dish", sample={"crawler.freq": {"range": [1.0, 2.0], "Ngrid": 10**9}}, fixed=FAST)
+    with pytest.raises(SpecError, match="needing about"):
+        batch_from_kwargs("dish", fixed=FAST, Nsims=10**9)
+
+
 @pytest.mark.parametrize("text, message", [
     ('experiment = "dish"\n[sample]\nNpoints = [3, 4]\n[fixed]\nduration = 0.05\n', None),
     ('experiment = "dish"\nsample = [', "custom.toml: "),

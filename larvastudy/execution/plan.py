@@ -21,10 +21,9 @@ ProgressCallback = Callable[[int, int, int, float], None]
 #: process loses little and a worker joining a running sweep soon gets work; long enough that the engine
 #: steps hundreds of larvae together (a step's fixed cost equals that of a few hundred larvae).
 CLAIM_SECONDS = 1.5
-#: Engine seconds per agent-step (one larva, one time step) before any is measured: half the engine
-#: benchmark's batched throughput (bench/results/engine.txt, 5.2 M agent-steps/s), since the first claims
-#: are taken before anything is measured and a busy machine or a costlier model runs slower.
-SECONDS_PER_AGENT_STEP = 4e-7
+#: Engine seconds per agent-step (one larva, one time step) before any is measured: about the engine
+#: benchmark's batched throughput (bench/results/engine.txt, 5.2 M agent-steps/s).
+SECONDS_PER_AGENT_STEP = 2e-7
 #: A simulation's fixed cost (its config, setup, metrics and trial) in agent-steps: about 1.5 ms.
 SIMULATION_OVERHEAD = 8000.0
 #: Weight of the newest measurement in the running estimate of seconds per agent-step.
@@ -82,7 +81,7 @@ class ClaimSizer:
     """How much work one claim takes: about :data:`CLAIM_SECONDS` of engine time, from predicted costs
     (agent-steps) and the throughput measured on the chunks run so far.
 
-    A sweep of little work is split into equal claims whose number is a multiple of ``n_workers``, so
+    A sweep of at most two claims per worker is split into equal claims, one or two per worker, so
     that no worker idles at the end while another runs an odd claim out. ``chunk_size`` fixes the
     number of simulations per claim instead.
     """
@@ -90,9 +89,8 @@ class ClaimSizer:
     def __init__(self, n_workers: int, pending_work: float, chunk_size: int | None = None):
         self.chunk_size = chunk_size
         self._seconds_per_step = SECONDS_PER_AGENT_STEP
-        per_claim = CLAIM_SECONDS / SECONDS_PER_AGENT_STEP
-        claims = n_workers * math.ceil(pending_work / (per_claim * n_workers))
-        self._most = pending_work / max(1, claims)
+        rounds = math.ceil(pending_work / (CLAIM_SECONDS / SECONDS_PER_AGENT_STEP * n_workers))
+        self._most = pending_work / (n_workers * rounds) if 0 < rounds <= 2 else math.inf
 
     def work(self) -> float:
         """Agent-steps the next claim should hold (infinite with a fixed ``chunk_size``)."""

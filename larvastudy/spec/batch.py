@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from larvastudy.spec.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
 MAX_SIMULATIONS = 100_000
+#: Peak memory of a sweep per simulation, run and export included (bench/results/scale.txt, rounded up):
+#: a grid that would need more than the machine has is refused however it is confirmed.
+BYTES_PER_SIMULATION = 4_000
 #: The trial parameter that numbers the replicates of a grid point.
 REPLICATE = "replicate"
 #: Names the exporter's table gives columns of its own; axis columns never shorten to them.
@@ -128,6 +132,7 @@ class Batch:
         set_ = object.__setattr__  # frozen: normalise once, at construction
         set_(self, "optimization", optimization)
         set_(self, "space", Space.from_sample(self.sample))
+        self._check_feasible()
         set_(self, "sample", self.space.to_sample())
         set_(self, "fixed", copy.deepcopy({str(k): plain(v) for k, v in self.fixed.items()}))
         set_(self, "metrics", self._checked_metrics())
@@ -167,8 +172,21 @@ class Batch:
     def check_size(self, allow_large: bool = False) -> None:
         """Refuse sweeps above :data:`MAX_SIMULATIONS` unless ``allow_large``."""
         if self.grid_size > MAX_SIMULATIONS and not allow_large:
-            raise SpecError(f"Batch {self.name!r} has {self.grid_size:,} simulations, more than "
-                            f"{MAX_SIMULATIONS:,}; confirm with --yes (allow_large=True) or shrink the grid")
+            raise SpecError(f"Batch {self.name!r} has {self.grid_size:,} simulations, more than {MAX_SIMULATIONS:,} "
+                            f"(about {_gigabytes(self.grid_size * BYTES_PER_SIMULATION)} of memory); confirm with "
+                            "--yes (allow_large=True) or shrink the grid")
+
+    def _check_feasible(self) -> None:
+        """Refuse a grid this machine has too little memory for, before anything is allocated for it."""
+        memory = physical_memory()
+        if not self.space.is_grid or memory is None:
+            return
+        points = self.space.size()
+        need = points * self.Nsims * BYTES_PER_SIMULATION
+        if need > memory:
+            raise SpecError(f"Batch {self.name!r} has {points:,} grid points x {self.Nsims:,} replicates = "
+                            f"{points * self.Nsims:,} simulations, needing about {_gigabytes(need)} of memory; this "
+                            f"machine has {_gigabytes(memory)}: shrink the grid or split it into several Batches")
 
     # -- naming and the objective -----------------------------------------------------------------
 
@@ -282,6 +300,18 @@ class Batch:
                 for path in paths.resolve(context, name):
                     if owners.setdefault(path, name) != name:
                         raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, where the system tells it."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gigabytes(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.0f} MB"
 
 
 def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:

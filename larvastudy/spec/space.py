@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # Optuna is imported where used: reading a Batch (list, show)
 Scalar = int | float | str | bool
 Point = dict[str, Any]
 _KEYS = ("values", "range", "Ngrid", "log", "zip", "when")
+#: The most values an ``Ngrid`` may ask for: far beyond what any machine could sweep, but refused before
+#: the values are allocated.
+MAX_NGRID = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -412,6 +415,8 @@ def _linspace(label: str, bounds: Any, ngrid: Any) -> list[Scalar]:
         raise SpecError(f"{label}: range must be two numbers [lo, hi], got {bounds!r}")
     if not (is_int(ngrid) and ngrid >= 1):
         raise SpecError(f"{label}: Ngrid must be a whole number >= 1, got {ngrid!r}")
+    if ngrid > MAX_NGRID:
+        raise SpecError(f"{label}: Ngrid = {ngrid:,} is more values than any sweep could run (at most {MAX_NGRID:,})")
     values = np.linspace(bounds[0], bounds[1], ngrid).tolist()
     if all(is_int(b) for b in bounds) and all(float(v).is_integer() for v in values):
         return [int(v) for v in values]
@@ -435,9 +440,11 @@ def _checked_values(label: str, values: Any) -> list[Scalar]:
             raise SpecError(f"{label}: values must be numbers, strings or booleans, got {value!r}")
     if len(kinds) > 1:
         raise SpecError(f"{label}: values mix {' and '.join(sorted(kinds))}: {values!r}")
-    for i, value in enumerate(values):
-        if value in values[:i]:
+    seen: set[Scalar] = set()
+    for value in values:
+        if value in seen:
             raise SpecError(f"{label}: value {value!r} is listed twice")
+        seen.add(value)
     return list(values)
 
 
