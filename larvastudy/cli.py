@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from larvastudy.errors import SpecError
-from larvastudy.progress import LOG_EVERY, ProgressDisplay
+from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 
@@ -211,33 +211,34 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from optuna.trial import TrialState
-
     from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
                                          event_counts)
-    from larvastudy.study.storage import display_url
-    from larvastudy.study.study import SAMPLER_ATTR, is_fit, load_study
+    from larvastudy.study.storage import display_url, open_engine, storage_url
+    from larvastudy.study.stored import read_study
+    from larvastudy.study.study import BATCH_ATTR, SAMPLER_ATTR
 
-    url, storage = _storage(args)
-    study, batch = load_study(storage, args.name)
-    trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state.name for t in trials)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if is_fit(study):
-        out.print(f"fit {args.name!r} in {display_url(url)} ({study.user_attrs[SAMPLER_ATTR]}): {len(done)} points "
+    url = storage_url(args.storage)
+    engine = open_engine(url)
+    stored = read_study(engine, args.name, best=True)
+    if BATCH_ATTR not in stored.user_attrs:
+        raise SpecError(f"no larvastudy study {args.name!r} in {display_url(url)}")
+    batch = Batch.from_dict(stored.user_attrs[BATCH_ATTR], check=False)
+    done = stored.counts.get("COMPLETE", 0)
+    by_state = "trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(stored.counts.items())) or "none")
+    if SAMPLER_ATTR in stored.user_attrs:
+        out.print(f"fit {args.name!r} in {display_url(url)} ({stored.user_attrs[SAMPLER_ATTR]}): {done} points "
                   f"complete, {batch.Nsims} simulations each")
-        out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
-        if done and len(study.directions) == 1:
-            best = study.best_trial
-            out.print(f"best {study.metric_names[0] if study.metric_names else 'objective'} {best.value:.4g} "
-                      f"(trial {best.number}): {best.user_attrs.get('point', best.params)}", highlight=False)
+        out.print(by_state)
+        if stored.best is not None:
+            name = (stored.metric_names or ["objective"])[0]
+            out.print(f"best {name} {stored.best.value:.4g} (trial {stored.best.number}): "
+                      f"{stored.best.user_attrs.get('point')}", highlight=False)
         return 0
-    left = batch.grid_size - len(done)
-    out.print(f"study {args.name!r} in {display_url(url)}: {len(done)}/{batch.grid_size} simulations complete, "
+    left = batch.grid_size - done
+    out.print(f"study {args.name!r} in {display_url(url)}: {done}/{batch.grid_size} simulations complete, "
               f"{left} left")
-    out.print("trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"))
-    study_id = storage.get_study_id_from_name(args.name)
-    claims, events = claim_counts(storage, study_id), event_counts(storage, study_id)
+    out.print(by_state)
+    claims, events = claim_counts(engine, stored.study_id), event_counts(engine, stored.study_id)
     stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
              "reruns them)") if claims[STALE] else ""
     out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker){stale}, {claims[PENDING]} "
@@ -245,9 +246,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if events[INTERRUPTED] or events[LOST]:
         out.print(f"claims put back to pending so far: {events[INTERRUPTED]} by stopped runs, {events[LOST]} taken "
                   f"from lost processes (who and when: table {EVENTS.name})", highlight=False)
-    if done and left:
-        span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-        out.print(f"time left at the last runs' pace: about {left * span / len(done):.0f} s")
+    if done and left and stored.first_start and stored.last_complete:
+        span = (stored.last_complete - stored.first_start).total_seconds()
+        out.print(f"time left at the pace of the runs so far: about {clock(left * span / done)}")
     return 0
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-#: About 300 simulations of 25 larvae for 3 minutes: several seconds of engine work in ~1.5 s claims.
+#: 2 x ``Nsims`` simulations of 25 larvae for 3 minutes; Nsims = 150: several seconds of engine work in
+#: ~1.5 s claims.
 SWEEP = """\
 description = "lifecycle test sweep"
 experiment = "dish"
-Nsims = 150
+Nsims = {nsims}
 [sample]
 Npoints = [20, 30]
 [fixed]
@@ -78,7 +79,7 @@ def exactly_once(db: Path, total: int) -> None:
 
 @pytest.fixture
 def sweep(tmp_path: Path) -> tuple[Path, Path]:
-    (tmp_path / "life.toml").write_text(SWEEP)
+    (tmp_path / "life.toml").write_text(SWEEP.format(nsims=150))
     return tmp_path, tmp_path / "db" / "life.db"
 
 
@@ -125,6 +126,7 @@ def test_kill_9_leaves_stale_claims_not_running_ones_and_a_worker_finishes(sweep
 
 def test_a_worker_joining_a_running_sweep_gets_work(sweep):
     folder, db = sweep
+    (folder / "life.toml").write_text(SWEEP.format(nsims=600))  # about 10 s of work for one process
     run = start(folder, "run", "life.toml", "--storage", str(db), "-j", "1", "--log-every", "0")
     wait_for_progress(run)
     worker = subprocess.run(larvastudy("worker", "life", "--storage", str(db)), cwd=folder, capture_output=True,
@@ -132,7 +134,7 @@ def test_a_worker_joining_a_running_sweep_gets_work(sweep):
     assert run.wait(timeout=300) == 0
     assert worker.returncode == 0, worker.stderr
     assert int(re.search(r"this worker ran (\d+)", worker.stdout)[1]) > 0, worker.stdout
-    exactly_once(db, 300)
+    exactly_once(db, 1200)
 
 
 def test_run_exits_1_when_simulations_failed(tmp_path):

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -96,7 +96,10 @@ class Optimization:
 @dataclass(frozen=True)
 class Batch:
     """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.spec.space`) × ``Nsims``
-    replicates, or, with a continuous axis, the space an adaptive sampler searches."""
+    replicates, or, with a continuous axis, the space an adaptive sampler searches.
+
+    ``check=False`` skips compiling the experiment at every axis value: for a definition that was
+    checked when its study was made (:meth:`from_dict` of a stored one)."""
 
     name: str
     experiment: str
@@ -109,8 +112,9 @@ class Batch:
     description: str = ""
     targets: Mapping[str, Target] = field(default_factory=dict)
     space: Space = field(init=False, repr=False, compare=False)
+    check: InitVar[bool] = True
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, check: bool) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError(f"the Batch name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.description, str):
@@ -140,7 +144,8 @@ class Batch:
         for metric in (self.objective_metric(), *self.targets):
             if metric not in self.metrics:
                 set_(self, "metrics", (*self.metrics, metric))
-        self._check_parameters()
+        if check:
+            self._check_parameters()
 
     # -- the grid ---------------------------------------------------------------------------------
 
@@ -240,9 +245,9 @@ class Batch:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Batch:
-        """The inverse of :meth:`to_dict`."""
-        return cls(**{k: tuple(v) if k == "metrics" else v for k, v in data.items()})
+    def from_dict(cls, data: Mapping[str, Any], check: bool = True) -> Batch:
+        """The inverse of :meth:`to_dict` (``check``: see the class)."""
+        return cls(**{k: tuple(v) if k == "metrics" else v for k, v in data.items()}, check=check)
 
     # -- internals --------------------------------------------------------------------------------
 

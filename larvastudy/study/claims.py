@@ -127,21 +127,21 @@ def _dead(owner: str) -> bool:
         return False
 
 
-def claim_counts(storage: optuna.storages.RDBStorage, study_id: int) -> dict[str, int]:
+def claim_counts(engine: sqlalchemy.Engine, study_id: int) -> dict[str, int]:
     """Simulations of a study per claim state, running ones split into running and :data:`STALE`
     (all 0 if no run has set up its claims yet)."""
-    if not sqlalchemy.inspect(storage.engine).has_table(CLAIMS.name):
+    if not sqlalchemy.inspect(engine).has_table(CLAIMS.name):
         return dict.fromkeys((PENDING, RUNNING, STALE, DONE, FAILED), 0)
-    with Session(storage.engine) as session:
+    with Session(engine) as session:
         return _counts(session, study_id)
 
 
-def event_counts(storage: optuna.storages.RDBStorage, study_id: int) -> dict[str, int]:
+def event_counts(engine: sqlalchemy.Engine, study_id: int) -> dict[str, int]:
     """How many claims of a study were given back (:data:`INTERRUPTED`) or taken from lost processes
     (:data:`LOST`), over the study's life."""
     counts = dict.fromkeys((INTERRUPTED, LOST), 0)
-    if sqlalchemy.inspect(storage.engine).has_table(EVENTS.name):
-        with Session(storage.engine) as session:
+    if sqlalchemy.inspect(engine).has_table(EVENTS.name):
+        with Session(engine) as session:
             counts.update(session.execute(select(EVENTS.c.event, func.count()).where(EVENTS.c.study_id == study_id)
                                           .group_by(EVENTS.c.event)).all())
     return counts

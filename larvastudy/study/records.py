@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from optuna.distributions import distribution_to_json
@@ -94,14 +94,19 @@ def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -
     models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
     first = session.execute(select(func.count()).select_from(models.TrialModel)
                             .where(models.TrialModel.study_id == study_id)).scalar_one()
-    rows = [{"study_id": study_id, "number": first + i, "state": t.state, "datetime_start": t.datetime_start,
-             "datetime_complete": t.datetime_complete} for i, t in enumerate(trials)]
+    rows = [{"study_id": study_id, "number": first + i, "state": t.state, "datetime_start": _utc(t.datetime_start),
+             "datetime_complete": _utc(t.datetime_complete)} for i, t in enumerate(trials)]
     table = models.TrialModel.__table__
     trial_ids = session.execute(insert(table).returning(table.c.trial_id, sort_by_parameter_order=True),
                                 rows).scalars().all()
     for model, values in _children(models, trial_ids, trials).items():
         if values:
             session.execute(insert(model.__table__), values)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A local (or aware) time as the naive UTC time RDBStorage stores, as its TrialModel setters do."""
+    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> dict[type, list[dict]]:

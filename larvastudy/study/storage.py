@@ -12,6 +12,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import Any
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -108,16 +109,30 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage
         return _open_storage(url, create=True)
 
 
-def _open_storage(url: str, create: bool) -> optuna.storages.RDBStorage:
+def open_engine(url: str) -> sqlalchemy.Engine:
+    """A plain SQLAlchemy engine on the existing storage ``url``, checked like ``open_storage(url,
+    create=False)``: for reading RDBStorage's tables directly, without Optuna's set-up (schema version
+    checks that import alembic), where a command must start fast."""
+    engine_kwargs = _engine_kwargs(url, create=False)
+    with _storage_errors(url):
+        _check_tables(url, engine_kwargs)
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
+
+
+def _engine_kwargs(url: str, create: bool) -> dict[str, Any]:
+    """SQLAlchemy engine options for ``url`` (see :func:`open_storage`), once a SQLite file is checked."""
     path = sqlite_path(url)
     if path is not None:
         _check_sqlite_file(path, create)
-    engine_kwargs: dict = {}
     if make_url(url).get_driver_name() in ("psycopg", "psycopg2"):  # libpq: PostgreSQL
-        engine_kwargs["connect_args"] = {
-            "options": f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"}
-    elif path is not None:
-        engine_kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT}
+        return {"connect_args": {
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_LIMIT * 1000:.0f}"}}
+    return {"connect_args": {"timeout": BUSY_TIMEOUT}} if path is not None else {}
+
+
+def _open_storage(url: str, create: bool) -> optuna.storages.RDBStorage:
+    path = sqlite_path(url)
+    engine_kwargs = _engine_kwargs(url, create)
     with _storage_errors(url):
         if path is not None and create:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
     except KeyError:
         raise SpecError(f"no larvastudy study {study_name!r} in {display_url(storage.url)}") from None
     if batch is None:
-        batch = Batch.from_dict(stored)
+        batch = Batch.from_dict(stored, check=False)  # checked when the study was made
     else:
         _check_same(batch, stored, study_name, storage.url)
     if not is_fit(study) and batch.space.is_product:
@@ -103,7 +103,7 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
 
 def _check_same(batch: Batch, stored: dict, study_name: str, url: str) -> None:
     current = json.loads(json.dumps(batch.to_dict()))
-    stored = json.loads(json.dumps(Batch.from_dict(stored).to_dict()))  # fields added since get their defaults
+    stored = json.loads(json.dumps(Batch.from_dict(stored, check=False).to_dict()))  # later fields get defaults
     changed = [key for key in _IDENTITY if stored[key] != current[key]]
     if changed:
         raise SpecError(f"study {study_name!r} in {display_url(url)} was made with a different "
