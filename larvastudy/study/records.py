@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -110,9 +110,18 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> dict[type, list[dict]]:
-    """The rows of the value, param and attribute tables, per table."""
+    """The rows of the value, param and attribute tables, per table (attributes as JSON)."""
     tables: dict[type, list[dict]] = {models.TrialValueModel: [], models.TrialParamModel: [],
                                       models.TrialUserAttributeModel: [], models.TrialSystemAttributeModel: []}
+    shared: dict[int, tuple[Any, str]] = {}  # JSON of objects many trials share: search space, distributions
+
+    def dumps(value: Any, encode: Callable[[Any], str] = json.dumps) -> str:
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            return encode(value)
+        if id(value) not in shared:
+            shared[id(value)] = (value, encode(value))  # keeps value alive, so its id is not reused
+        return shared[id(value)][1]
+
     for trial_id, trial in zip(trial_ids, trials):
         if trial.value is not None:
             stored, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
@@ -122,8 +131,8 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
             dist = trial.distributions[name]
             tables[models.TrialParamModel].append(
                 {"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
-                 "distribution_json": distribution_to_json(dist)})
+                 "distribution_json": dumps(dist, distribution_to_json)})
         for model, attrs in ((models.TrialUserAttributeModel, trial.user_attrs),
                              (models.TrialSystemAttributeModel, trial.system_attrs)):
-            tables[model] += [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+            tables[model] += [{"trial_id": trial_id, "key": k, "value_json": dumps(v)} for k, v in attrs.items()]
     return tables
