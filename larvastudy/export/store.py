@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from larvastudy.export.figures import make_figures
 from larvastudy.export.fit import fit_figures, fit_par_df, fit_trials_df, pareto_df
 from larvastudy.export.par_df import build_par_df, pi_table, summary_df
+from larvastudy.study.records import rdb_storage
 from larvastudy.study.study import is_fit
 
 FIGURE_DPI = 120
@@ -59,12 +60,8 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
 
 def study_storage_url(study: optuna.Study) -> URL | None:
     """The RDB URL behind the study's storage (unwrapping caches), or None for other storages."""
-    storage = study._storage
-    while not isinstance(storage, optuna.storages.RDBStorage):
-        storage = getattr(storage, "_backend", None)
-        if storage is None:
-            return None
-    return storage.engine.url
+    storage = rdb_storage(study)
+    return None if storage is None else storage.engine.url
 
 
 def sqlite_file(url: str | URL | None) -> Path | None:
