@@ -164,8 +164,10 @@ def test_trials_table_reads_what_get_trials_gives(tmp_path):
     assert len(table) == len(trials) == 6 and table["number"].tolist() == [t.number for t in trials]
     for row, trial in zip(table.to_dict("records"), trials):
         assert row["state"] == trial.state.name
-        for field in ("datetime_start", "datetime_complete"):
-            assert (row[field].to_pydatetime() if pd.notna(row[field]) else None) == getattr(trial, field)
+        for field in ("datetime_start", "datetime_complete"):  # naive UTC, FrozenTrial's naive local time
+            local = getattr(trial, field)
+            utc = local.astimezone(datetime.timezone.utc).replace(tzinfo=None) if local else None
+            assert (row[field].to_pydatetime() if pd.notna(row[field]) else None) == utc
         for prefix, given in (("params_", trial.params), ("user_attrs_", trial.user_attrs)):
             read = {k[len(prefix):]: v for k, v in row.items()
                     if k.startswith(prefix) and not (isinstance(v, float) and math.isnan(v))}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session
 
 from larvastudy.spec.batch import REPLICATE, Batch
@@ -146,7 +146,8 @@ def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
 
 def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -> pd.DataFrame:
     """The study's trials in ``states``, one row per trial in number order, like ``Study.trials_dataframe``:
-    ``number``, ``state`` (its name), ``datetime_start``, ``datetime_complete``, then ``params_<name>``
+    ``number``, ``state`` (its name), ``datetime_start`` and ``datetime_complete`` (naive UTC, as RDBStorage
+    stores them; FrozenTrial shows them in local time), then ``params_<name>``
     (external values, e.g. a categorical's choice) and ``user_attrs_<key>``. These are object columns
     holding the values as Optuna gives them (ints stay ints), NaN where a trial lacks one.
 
@@ -175,41 +176,47 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
 
     trial = models.TrialModel.__table__
     mine = (trial.c.study_id == study_id) & trial.c.state.in_(list(states))
-    rows = conn.execute(select(trial.c.trial_id, trial.c.number, trial.c.state, trial.c.datetime_start,
-                               trial.c.datetime_complete).where(mine)).all()
-    trials = pd.DataFrame(rows, columns=["trial_id", *_TRIAL_COLUMNS])
+    trials = pd.DataFrame(_columns(conn.execute(select(
+        trial.c.trial_id, trial.c.number, trial.c.state, trial.c.datetime_start, trial.c.datetime_complete
+    ).where(mine)), ["trial_id", *_TRIAL_COLUMNS]))
     trials["state"] = [TrialState(state).name for state in trials["state"]]
     for column in ("datetime_start", "datetime_complete"):
-        trials[column] = _local_time(trials[column])
+        trials[column] = pd.to_datetime(trials[column])
 
     param = models.TrialParamModel.__table__
-    rows = conn.execute(select(param.c.trial_id, param.c.param_name, param.c.param_value,
-                               param.c.distribution_json).join(trial).where(mine)).all()
-    params = pd.DataFrame(rows, columns=["trial_id", "name", "internal", "distribution"])
-    dists = {text: json_to_distribution(text) for text in params["distribution"].unique()}
-    params["value"] = pd.Series([dists[text].to_external_repr(value) for text, value
-                                 in zip(params["distribution"], params["internal"])], index=params.index, dtype=object)
+    params = _columns(conn.execute(select(param.c.trial_id, param.c.param_name, param.c.param_value,
+                                          param.c.distribution_json).join(trial).where(mine)),
+                      ["trial_id", "name", "internal", "distribution"])
+    dists = {text: json_to_distribution(text) for text in set(params["distribution"])}
+    params["value"] = [dists[text].to_external_repr(value)
+                       for text, value in zip(params.pop("distribution"), params.pop("internal"))]
 
     attr = models.TrialUserAttributeModel.__table__
-    rows = conn.execute(select(attr.c.trial_id, attr.c.key, attr.c.value_json).join(trial).where(mine)).all()
-    attrs = pd.DataFrame(rows, columns=["trial_id", "name", "json"])
-    attrs["value"] = pd.Series([json.loads(text) for text in attrs["json"]], index=attrs.index, dtype=object)
+    attrs = _columns(conn.execute(select(attr.c.trial_id, attr.c.key, attr.c.value_json).join(trial).where(mine)),
+                     ["trial_id", "name", "json"])
+    attrs["value"] = json.loads(f"[{','.join(attrs.pop('json'))}]")  # one parse: C speed, not 1 call per value
     return trials, _pivot(params), _pivot(attrs)
 
 
-def _pivot(long: pd.DataFrame) -> pd.DataFrame:
-    """One column per ``name`` of ``value``, one row per ``trial_id``; names in first-seen order."""
-    wide = long.pivot(index="trial_id", columns="name", values="value")
+def _pivot(long: dict[str, list]) -> pd.DataFrame:
+    """One column per ``name`` of ``value`` (Python objects, as given), one row per ``trial_id``; names in
+    first-seen order."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"trial_id": long["trial_id"], "name": long["name"],
+                          "value": pd.Series(long["value"], dtype=object)})
+    wide = frame.pivot(index="trial_id", columns="name", values="value")
     return wide[list(dict.fromkeys(long["name"]))].rename_axis(columns=None)
 
 
-def _local_time(utc: pd.Series) -> pd.Series:
-    """RDBStorage's naive UTC datetimes as the naive local ones of FrozenTrial."""
-    import pandas as pd
-    from dateutil.tz import tzlocal
+def _columns(result: Result, names: list[str]) -> dict[str, list]:
+    """The rows of ``result`` as one list per column (pandas would probe each SQLAlchemy Row)."""
+    return dict(zip(names, map(list, zip(*result.all())))) or {name: [] for name in names}
 
-    stamps = pd.to_datetime(utc)
-    return stamps.dt.tz_localize("UTC").dt.tz_convert(tzlocal()).dt.tz_localize(None)
+
+def _utc(local: datetime | None) -> datetime | None:
+    """A FrozenTrial's naive local time as naive UTC."""
+    return None if local is None else local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
@@ -217,8 +224,8 @@ def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
     import pandas as pd
 
     base = pd.DataFrame({"number": [t.number for t in trials], "state": [t.state.name for t in trials],
-                         "datetime_start": pd.to_datetime([t.datetime_start for t in trials]),
-                         "datetime_complete": pd.to_datetime([t.datetime_complete for t in trials])})
+                         "datetime_start": pd.to_datetime([_utc(t.datetime_start) for t in trials]),
+                         "datetime_complete": pd.to_datetime([_utc(t.datetime_complete) for t in trials])})
     params = pd.DataFrame([t.params for t in trials], index=base.index, dtype=object).add_prefix("params_")
     attrs = pd.DataFrame([t.user_attrs for t in trials], index=base.index, dtype=object).add_prefix("user_attrs_")
     return base.join([params, attrs])
