@@ -44,6 +44,8 @@ class BatchRun:
         self.summary: SweepSummary | FitSummary | None = None
         self.par_df: pd.DataFrame | None = None
         self.figs: dict[str, Figure] = {}
+        #: Figures ``store()`` left out, with why (e.g. a metric no completed simulation has).
+        self.skipped: dict[str, str] = {}
 
     def simulate(self, n_jobs: int = 1, progress: ProgressCallback | None = None, *, sampler: str = "grid",
                  n_trials: int | None = None, warm_start: str | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
@@ -59,8 +61,10 @@ class BatchRun:
         return self.store()
 
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
-        """(Re)write par_df.csv, the figures and the SQLite par_df table under ``.dir``."""
-        self.par_df, self.figs = export_study(self.study, self.batch, self.dir, storage_url=self.storage)
+        """(Re)write par_df.csv, the figures and the SQLite par_df table under ``.dir``; figures left out are
+        in ``.skipped``."""
+        self.par_df, self.figs, self.skipped = export_study(self.study, self.batch, self.dir,
+                                                            storage_url=self.storage)
         return self.par_df, self.figs
 
     @property

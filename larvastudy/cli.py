@@ -149,9 +149,11 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
     study, batch = load_study(open_storage(url, create=False), name, batch)
     outdir = default_outdir(name)
-    par_df, figs = export_study(study, batch, outdir, storage_url=url)
+    par_df, figs, skipped = export_study(study, batch, outdir, storage_url=url)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
     out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(figs)) or 'none yet'})")
+    if skipped:
+        out.print("figures skipped: " + "; ".join(f"{key} ({why})" for key, why in skipped.items()), markup=False)
     return 0
 
 

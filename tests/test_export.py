@@ -164,7 +164,9 @@ def test_summary_df_statistics() -> None:
 # --- figures ----------------------------------------------------------------------------------------
 
 def figures_of(batch: Batch) -> dict:
-    return make_figures(build_par_df(make_study(full_grid(batch)), batch), batch)
+    figs, skipped = make_figures(build_par_df(make_study(full_grid(batch)), batch), batch)
+    assert skipped == {}
+    return figs
 
 
 def test_one_axis_line_figures() -> None:
@@ -210,7 +212,7 @@ def test_categorical_axis_box_plots() -> None:
 
 def test_no_completed_runs_no_figures() -> None:
     trials = [sim_trial(DISH, p, 0, TrialState.FAIL) for p in range(3)]
-    assert make_figures(build_par_df(make_study(trials), DISH), DISH) == {}
+    assert make_figures(build_par_df(make_study(trials), DISH), DISH) == ({}, {})
 
 
 # --- export_study -----------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ def test_export_writes_files_and_sqlite_table(tmp_path: Path) -> None:
     study = make_study(trials, sqlite_url(tmp_path), "PItest_off (v1)")
     with sqlite3.connect(db_path) as conn:  # the study layer may run SQLite in WAL mode
         conn.execute("PRAGMA journal_mode=WAL")
-    par_df, figs = export_study(study, PI_BATCH, tmp_path / "out")
+    par_df, figs, _ = export_study(study, PI_BATCH, tmp_path / "out")
 
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} == {"par_df.csv", "summary.csv", "PIs.csv", "figures"}
@@ -251,7 +253,7 @@ def test_export_writes_files_and_sqlite_table(tmp_path: Path) -> None:
 
 
 def test_export_without_sqlite_storage_writes_files_only(tmp_path: Path) -> None:
-    par_df, figs = export_study(make_study(full_grid(DISH)), DISH, tmp_path / "out")
+    par_df, figs, _ = export_study(make_study(full_grid(DISH)), DISH, tmp_path / "out")
     assert set(figs) == {"v_mu_line", "cum_dst_line"}
     assert not (tmp_path / "out" / "PIs.csv").exists()
     assert not list(tmp_path.glob("*.db"))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import multiprocessing
 import sqlite3
 
 import optuna
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from larvastudy.errors import SpecError
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import (Outcome, Task, TrialFactory, add_trials, grid_ids, grid_sampler, load_study,
                               open_storage, open_study, search_space, storage_url)
+from larvastudy.study.records import trials_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 AXES = {"gain_dict.CS": [-1.0, 0.5, 2.0], "gain_dict.UCS": [3, 4, 5], "model": ["navigator_x2", "forager_x2"]}
@@ -133,3 +136,45 @@ def test_processes_opening_a_new_database_at_once_never_race(tmp_path):
         for proc in procs:
             proc.join(60)
         assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+
+
+def test_trials_table_reads_what_get_trials_gives(tmp_path):
+    """The SQL reader against Optuna's own: an Optuna upgrade that changes its tables must fail here."""
+    rdb = open_storage(storage_url(tmp_path / "s.db"))
+    study = optuna.create_study(study_name="read", storage=rdb)
+    dists = {"model": optuna.distributions.CategoricalDistribution(["navigator_x2", "forager_x2", None, 3]),
+             "n": optuna.distributions.IntDistribution(1, 9), "x": optuna.distributions.FloatDistribution(0, 1)}
+    def only(*names):
+        return {name: dists[name] for name in names}
+
+    study.add_trial(optuna.trial.create_trial(
+        params={"model": "forager_x2", "n": 3, "x": 0.25}, distributions=dists, value=1.0,
+        user_attrs={"seed": 2**62 + 1, "PI": float("nan"), "tags": ["a", 1], "nested": {"k": None}}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"model": None, "n": 9},
+                                              distributions=only("model", "n"), user_attrs={"error": "ValueError: boom"}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))  # no params, no attributes
+    study.add_trial(optuna.trial.create_trial(params={"model": 3}, distributions=only("model"),
+                                              value=2.0))
+    study.enqueue_trial({"x": 0.5})  # WAITING: not read
+    with Session(rdb.engine) as session, session.begin():  # larvastudy's bulk writer, with times
+        add_trials(session, study._study_id, [TrialFactory(small_batch()).trial(outcome(1, 0, error="boom")),
+                                              TrialFactory(small_batch()).trial(outcome(0, 1))])
+    table = trials_table(study)
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.FAIL))
+    assert len(table) == len(trials) == 6 and table["number"].tolist() == [t.number for t in trials]
+    for row, trial in zip(table.to_dict("records"), trials):
+        assert row["state"] == trial.state.name
+        for field in ("datetime_start", "datetime_complete"):  # naive UTC, FrozenTrial's naive local time
+            local = getattr(trial, field)
+            utc = local.astimezone(datetime.timezone.utc).replace(tzinfo=None) if local else None
+            assert (row[field].to_pydatetime() if pd.notna(row[field]) else None) == utc
+        for prefix, given in (("params_", trial.params), ("user_attrs_", trial.user_attrs)):
+            read = {k[len(prefix):]: v for k, v in row.items()
+                    if k.startswith(prefix) and not (isinstance(v, float) and math.isnan(v))}
+            expected = {k: v for k, v in given.items() if not (isinstance(v, float) and math.isnan(v))}
+            assert read == expected and {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in expected.items()}
+    assert table.loc[0, "user_attrs_seed"] == 2**62 + 1  # not rounded through a float
+    assert table.loc[0, "params_model"] == "forager_x2" and table.loc[1, "params_model"] is None
+    memory = optuna.create_study()  # not RDB: read through get_trials, the same table (trials renumbered)
+    memory.add_trials(trials)
+    pd.testing.assert_frame_equal(trials_table(memory).drop(columns="number"), table.drop(columns="number"))

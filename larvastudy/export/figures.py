@@ -1,7 +1,8 @@
 """Figures of a Batch's par_df: sensitivity lines, heatmaps, box plots and larvaworld's PI heatmap.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state, never shown); saving
-them renders with Agg. Only sampled parameters with more than one value count as axes.
+them renders with Agg. Only sampled parameters with more than one value count as axes. Their size does
+not grow with the grid: large heatmaps lose their per-cell labels and keep a few round tick values.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from larvastudy.export.par_df import completed, mean_table, pi_table, summary_df
 
@@ -28,6 +31,19 @@ from larvastudy.export.par_df import completed, mean_table, pi_table, summary_df
 UNITS = {"v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "dsp_0_40": "mm", "dsp_0_60": "mm"}
 #: Preference indices, in [-1, 1]: drawn with a diverging colormap centred at 0.
 DIVERGING = ("PI", "PI2")
+#: Resolution figures are saved at, and the most pixels on their long side.
+FIGURE_DPI = 120
+MAX_PIXELS = 3000
+#: Heatmaps label each cell's value up to this many rows and columns.
+MAX_CELL_LABELS = 15
+#: Axes of levels (heatmap rows and columns, box plot categories) label each level up to this many levels,
+#: else about :data:`THINNED_TICKS` values.
+MAX_TICKS = 15
+THINNED_TICKS = 9
+#: The most groups a box plot tells apart by colour; an axis with more is pooled.
+MAX_GROUPS = len(colormaps["tab10"].colors)
+#: The box plot group of runs without a value for an axis (e.g. one nested under another model).
+MISSING = "none"
 _FIGSIZE = (6.4, 4.4)
 
 
@@ -37,29 +53,40 @@ def metric_label(metric: str) -> str:
     return f"{metric} ({unit})" if unit else metric
 
 
-def make_figures(par_df: pd.DataFrame, batch: Any) -> dict[str, Figure]:
-    """Figures keyed by a file-name-safe name, ``<metric>_<kind>``, plus ``PI_heatmap`` for PItest.
+def make_figures(par_df: pd.DataFrame, batch: Any) -> tuple[dict[str, Figure], dict[str, str]]:
+    """Figures keyed by a file-name-safe name, ``<metric>_<kind>``, plus ``PI_heatmap`` for PItest; and
+    the figures left out, with why (a metric no completed simulation has would draw an empty figure).
 
     Kinds: one numeric axis, ``line`` (mean and 95 % CI over replicates, replicates as points);
     two, ``heatmap`` (mean over replicates); more, ``pairwise`` (marginal-mean heatmaps of every pair);
     a categorical axis, ``boxplot`` (a second axis as groups).
     """
     done = completed(par_df)
-    if done.empty:
-        return {}
     figs: dict[str, Figure] = {}
+    skipped: dict[str, str] = {}
+    if done.empty:
+        return figs, skipped
+    missing = {metric: f"all NaN: no completed simulation has {metric}"
+               for metric in batch.metrics if done[metric].isna().all()}
     pi = pi_table(par_df, batch)
     if pi is not None:
-        figs["PI_heatmap"] = _pi_heatmap(pi, batch)
+        if "PI" in missing:
+            skipped["PI_heatmap"] = missing["PI"]
+        else:
+            figs["PI_heatmap"] = _pi_heatmap(pi, batch)
     drawer = _drawer(done, varying_axes(batch), batch)
     if drawer is None:
-        return figs
+        return figs, skipped
     kind, draw = drawer
     for metric in batch.metrics:
         key = re.sub(r"[^\w.-]+", "_", f"{metric}_{kind}")
-        if key not in figs:
+        if key in figs or key in skipped:
+            continue
+        if metric in missing:
+            skipped[key] = missing[metric]
+        else:
             figs[key] = draw(metric)
-    return figs
+    return figs, skipped
 
 
 def _drawer(done: pd.DataFrame, axes: list[str], batch: Any) -> tuple[str, Callable[[str], Figure]] | None:
@@ -98,7 +125,9 @@ def fmt_value(value: Any) -> str:
 
 
 def _new(title: str, figsize: tuple[float, float] = _FIGSIZE) -> Figure:
-    fig = Figure(figsize=figsize, layout="constrained")
+    """A figure of ``figsize`` inches, shrunk to at most :data:`MAX_PIXELS` on its long side."""
+    scale = min(1.0, MAX_PIXELS / FIGURE_DPI / max(figsize))
+    fig = Figure(figsize=(figsize[0] * scale, figsize[1] * scale), layout="constrained")
     fig.suptitle(title)
     return fig
 
@@ -148,19 +177,23 @@ def _pairwise(done: pd.DataFrame, axes: list[str], batch: Any, metric: str) -> F
 
 
 def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str) -> Figure:
-    """Box plots of ``metric`` per ``x`` value, grouped by the first other axis (any further ones pooled)."""
+    """Box plots of ``metric`` per ``x`` value, grouped by the first other axis if it has at most
+    :data:`MAX_GROUPS` values (any further axes pooled). Runs without a value of ``x`` or of the group
+    axis form a group of their own, :data:`MISSING`."""
     others = [col for col in axes if col != x]
-    hue = others[0] if others else None
-    pooled = f" (pooled over {', '.join(others[1:])})" if others[1:] else ""
-    fig = _new(f"{batch.name}: {metric} by {x}{pooled}")
+    hue = others[0] if others and done[others[0]].nunique(dropna=False) <= MAX_GROUPS else None
+    pooled = [col for col in others if col != hue]
+    fig = _new(f"{batch.name}: {metric} by {x}" + (f" (pooled over {', '.join(pooled)})" if pooled else ""))
     ax = fig.add_subplot()
-    cats = _levels(done[x])
-    groups = _levels(done[hue]) if hue else [None]
+    keys = [x, hue] if hue else [x]
+    levels = {col: _levels(done[col].dropna()) + ([MISSING] if done[col].isna().any() else []) for col in keys}
+    filled = done.assign(**{col: done[col].astype(object).where(done[col].notna(), MISSING) for col in keys})
+    runs = {key: values.dropna().to_numpy() for key, values in filled.groupby(keys, sort=False)[metric]}
+    cats, groups = levels[x], levels[hue] if hue else [None]
     width = 0.8 / len(groups)
     colors = colormaps["tab10"].colors
     for j, group in enumerate(groups):
-        rows = done if hue is None else done[done[hue] == group]
-        data = [rows.loc[rows[x] == cat, metric].dropna().to_numpy() for cat in cats]
+        data = [runs.get((cat, group) if hue else (cat,), np.empty(0)) for cat in cats]
         positions = np.arange(len(cats)) - 0.4 + width * (j + 0.5)
         boxes = ax.boxplot(data, positions=positions, widths=0.85 * width, patch_artist=True,
                            manage_ticks=False, medianprops={"color": "black"})
@@ -168,8 +201,8 @@ def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str
             patch.set(facecolor=colors[j % len(colors)], alpha=0.75)
         for pos, values in zip(positions, data):
             ax.plot(np.full(len(values), pos), values, ".", color="0.25", alpha=0.6)
-    ax.set_xticks(range(len(cats)), [fmt_value(cat) for cat in cats])
-    ax.set(xlabel=x, ylabel=metric_label(metric))
+    _set_ticks(ax.xaxis, pd.Index(cats, dtype=object))
+    ax.set(xlabel=x, ylabel=metric_label(metric), xlim=(-0.5, len(cats) - 0.5))
     if hue:
         handles = [Patch(facecolor=colors[j % len(colors)], alpha=0.75) for j in range(len(groups))]
         ax.legend(handles, [fmt_value(g) for g in groups], title=hue, frameon=False)
@@ -177,7 +210,9 @@ def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str
 
 
 def _heatmap_size(table: pd.DataFrame) -> tuple[float, float]:
-    return 2.8 + 0.75 * max(len(table.columns), 3), 1.6 + 0.6 * max(len(table.index), 3)
+    """Grows with the cells up to :data:`MAX_CELL_LABELS` per side, the most that get labels."""
+    ncols, nrows = (min(max(n, 3), MAX_CELL_LABELS) for n in table.shape[::-1])
+    return 2.8 + 0.75 * ncols, 1.6 + 0.6 * nrows
 
 
 def _norm(metric: str, values: np.ndarray) -> Normalize:
@@ -188,14 +223,16 @@ def _norm(metric: str, values: np.ndarray) -> Normalize:
 
 
 def _draw_heatmap(ax: Axes, table: pd.DataFrame, metric: str, norm: Normalize | None = None) -> AxesImage:
-    """Cells of ``table`` (rows upward), each annotated with its value."""
+    """Cells of ``table`` (rows upward), each annotated with its value up to :data:`MAX_CELL_LABELS` per side."""
     values = table.to_numpy(float)
     norm = norm or _norm(metric, values.ravel())
     cmap = colormaps["RdBu_r" if metric in DIVERGING else "viridis"]
     image = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
-    ax.set_xticks(range(len(table.columns)), [fmt_value(v) for v in table.columns])
-    ax.set_yticks(range(len(table.index)), [fmt_value(v) for v in table.index])
+    _set_ticks(ax.xaxis, table.columns)
+    _set_ticks(ax.yaxis, table.index)
     ax.set(xlabel=table.columns.name, ylabel=table.index.name)
+    if max(values.shape) > MAX_CELL_LABELS:
+        return image
     size = max(6.0, 10.0 - 0.4 * max(values.shape))
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
@@ -203,6 +240,28 @@ def _draw_heatmap(ax: Axes, table: pd.DataFrame, metric: str, norm: Normalize | 
             color = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
             ax.text(j, i, f"{value:.3g}", ha="center", va="center", color=color, fontsize=size)
     return image
+
+
+def _set_ticks(axis: Axis, levels: pd.Index) -> None:
+    """Ticks at the positions 0, 1, ... of ``levels``: each labelled up to :data:`MAX_TICKS`, else a few round
+    values (evenly spaced numbers; others rounded to 2 significant digits) at their place between levels."""
+    positions = np.arange(len(levels))
+    if len(levels) <= MAX_TICKS:
+        axis.set_ticks(positions, [fmt_value(v) for v in levels])
+        return
+    picks = np.unique(np.linspace(0, len(levels) - 1, THINNED_TICKS).round().astype(int))
+    if _is_categorical(pd.Series(levels)) or not levels.is_monotonic_increasing:
+        axis.set_ticks(picks, [fmt_value(levels[i]) for i in picks])
+        return
+    values = np.asarray(levels, float)
+    steps = np.diff(values)
+    if np.allclose(steps, steps[0]):
+        ticks = MaxNLocator(nbins=THINNED_TICKS - 1).tick_values(values[0], values[-1])
+        ticks = np.round(ticks / (ticks[1] - ticks[0])) * (ticks[1] - ticks[0])  # 0, not 1e-17
+    else:
+        ticks = np.unique([float(f"{v:.2g}") for v in values[picks]])
+    ticks = ticks[(ticks >= values.min()) & (ticks <= values.max())]
+    axis.set_ticks(np.interp(ticks, values, positions), [fmt_value(t) for t in ticks])
 
 
 def _colorbar(fig: Figure, image: AxesImage, metric: str, label: str | None = None, **kwargs: Any) -> None:

@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from scipy import stats
+
+from larvastudy.spec.batch import REPLICATE
+from larvastudy.study.records import trials_table
 
 #: Columns after the sampled parameters and the metrics.
 RUN_COLUMNS = ("trial", "state", "duration_s", "error")
@@ -31,37 +34,26 @@ def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     completed contributes its latest FAIL trial, so failures stay visible. Trials without a grid
     point or replicate (failed before the study layer recorded them) have nothing to report.
     """
-    chosen: dict[tuple[int, int], FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        if "grid_point" not in trial.user_attrs or "replicate" not in trial.params:
-            continue
-        key = (trial.user_attrs["grid_point"], trial.params["replicate"])
-        if key not in chosen or _rank(trial) > _rank(chosen[key]):
-            chosen[key] = trial
     axes = batch.axis_columns()
     metrics = [col for metric in batch.metrics for col in (metric, f"{metric}_std")]
-    rows = [_row(chosen[key], axes, metrics) for key in sorted(chosen)]
-    df = pd.DataFrame(rows, columns=[*axes.values(), "replicate", "seed", *metrics, *RUN_COLUMNS])
+    attrs = {col: f"user_attrs_{col}" for col in ("grid_point", "seed", *metrics, "error")}
+    params = {col: f"params_{axis}" for axis, col in axes.items()} | {REPLICATE: f"params_{REPLICATE}"}
+    trials = trials_table(study).reindex(columns=["number", "state", "datetime_start", "datetime_complete",
+                                                  *params.values(), *attrs.values()])
+    key = [attrs["grid_point"], params[REPLICATE]]
+    trials = trials.dropna(subset=key).assign(complete=lambda t: t["state"] == TrialState.COMPLETE.name)
+    chosen = trials.sort_values([*key, "complete", "number"]).drop_duplicates(key, keep="last")
+    df = pd.DataFrame({
+        **{col: chosen[source] for col, source in params.items()},
+        "seed": chosen[attrs["seed"]],
+        **{col: chosen[attrs[col]] for col in metrics},
+        "trial": chosen["number"],
+        "state": chosen["state"],
+        "duration_s": (chosen["datetime_complete"] - chosen["datetime_start"]).dt.total_seconds(),
+        "error": chosen[attrs["error"]],
+    }).reset_index(drop=True).infer_objects()
     return df.astype({"replicate": int, "seed": "Int64", "trial": int, "duration_s": float,
                       "state": "str", "error": "str", **dict.fromkeys(metrics, float)})
-
-
-def _rank(trial: FrozenTrial) -> tuple[bool, int]:
-    return trial.state == TrialState.COMPLETE, trial.number
-
-
-def _row(trial: FrozenTrial, axes: dict[str, str], metrics: list[str]) -> dict[str, Any]:
-    attrs, duration = trial.user_attrs, trial.duration
-    return {
-        **{col: trial.params.get(axis) for axis, col in axes.items()},
-        "replicate": trial.params["replicate"],
-        "seed": attrs.get("seed"),
-        **{col: attrs.get(col) for col in metrics},
-        "trial": trial.number,
-        "state": trial.state.name,
-        "duration_s": None if duration is None else duration.total_seconds(),
-        "error": attrs.get("error"),
-    }
 
 
 def completed(par_df: pd.DataFrame) -> pd.DataFrame:

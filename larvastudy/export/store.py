@@ -13,21 +13,22 @@ import sqlite_utils
 from matplotlib.figure import Figure
 from sqlalchemy.engine import URL, make_url
 
-from larvastudy.export.figures import make_figures
+from larvastudy.export.figures import FIGURE_DPI, make_figures
 from larvastudy.export.fit import fit_figures, fit_par_df, fit_trials_df, pareto_df
 from larvastudy.export.par_df import build_par_df, pi_table, summary_df
+from larvastudy.study.records import rdb_storage
 from larvastudy.study.study import is_fit
 
-FIGURE_DPI = 120
 #: Seconds to wait for a writer (e.g. a running sweep) to release the SQLite file.
 BUSY_TIMEOUT_S = 30.0
 
 
-def export_study(study: optuna.Study, batch: Any, outdir: Path,
-                 storage_url: str | None = None) -> tuple[pd.DataFrame, dict[str, Figure]]:
+def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, Figure], dict[str, str]]:
     """Write the study's tables as CSV files and ``figures/<key>.png`` under ``outdir``; with SQLite
     storage (``storage_url``, else the study's own), also each table as ``<table>_<study name>`` in
-    the database, replaced on re-export. Returns the par_df and the figures.
+    the database, replaced on re-export. Returns the par_df, the figures and the figures skipped, each
+    with the reason (see :func:`make_figures`).
 
     A grid sweep's tables: ``par_df``, ``summary`` and, for PItest batches, ``PIs`` (CSV only). An
     adaptive fit's: ``par_df``, ``trials`` (one row per point) and, with several objectives, ``pareto``.
@@ -37,14 +38,14 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
     if is_fit(study):
         trials = fit_trials_df(study, batch)
         tables = {"par_df": fit_par_df(study, batch), "trials": trials, "pareto": pareto_df(study, trials)}
-        figs = fit_figures(trials, study, batch)
+        figs, skipped = fit_figures(trials, study, batch), {}
     else:
         par_df = build_par_df(study, batch)
         tables = {"par_df": par_df, "summary": summary_df(par_df, batch)}
         pis = pi_table(par_df, batch)
         if pis is not None:
             pis.to_csv(figdir.parent / "PIs.csv")
-        figs = make_figures(par_df, batch)
+        figs, skipped = make_figures(par_df, batch)
     database = sqlite_file(storage_url or study_storage_url(study))
     for kind, table in tables.items():
         if table is None:
@@ -54,17 +55,13 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path,
             write_table(database, table_name(study.study_name, kind), table)
     for key, fig in figs.items():
         fig.savefig(figdir / f"{key}.png", dpi=FIGURE_DPI)
-    return tables["par_df"], figs
+    return tables["par_df"], figs, skipped
 
 
 def study_storage_url(study: optuna.Study) -> URL | None:
     """The RDB URL behind the study's storage (unwrapping caches), or None for other storages."""
-    storage = study._storage
-    while not isinstance(storage, optuna.storages.RDBStorage):
-        storage = getattr(storage, "_backend", None)
-        if storage is None:
-            return None
-    return storage.engine.url
+    storage = rdb_storage(study)
+    return None if storage is None else storage.engine.url
 
 
 def sqlite_file(url: str | URL | None) -> Path | None:

@@ -42,19 +42,23 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def report_figures(par_df: pd.DataFrame, batch: Any, imp: pd.DataFrame) -> dict[str, Figure]:
-    """Every figure of the report, keyed by name: the exporter's, importances, main effects, comparisons."""
-    figs = dict(make_figures(par_df, batch))
-    if completed(par_df).empty:
-        return figs
+def report_figures(par_df: pd.DataFrame, batch: Any, imp: pd.DataFrame
+                   ) -> tuple[dict[str, Figure], dict[str, str]]:
+    """Every figure of the report, keyed by name: the exporter's, importances, main effects, comparisons;
+    and the exporter's skipped ones with why (the others skip the same all-NaN metrics)."""
+    figs, skipped = make_figures(par_df, batch)
+    done = completed(par_df)
+    if done.empty:
+        return figs, skipped
+    metrics = [metric for metric in batch.metrics if done[metric].notna().any()]
     if not imp.empty:
         figs["importances"] = importance_figure(imp, batch)
     effects = main_effects(par_df, batch)
     if not effects.empty:
-        figs |= {f"{metric}_main_effects": main_effect_figure(effects, batch, metric) for metric in batch.metrics}
+        figs |= {f"{metric}_main_effects": main_effect_figure(effects, batch, metric) for metric in metrics}
     for axis in categorical_axes(batch):
-        figs |= {f"{metric}_by_{axis}": comparison_figure(par_df, batch, axis, metric) for metric in batch.metrics}
-    return figs
+        figs |= {f"{metric}_by_{axis}": comparison_figure(par_df, batch, axis, metric) for metric in metrics}
+    return figs, skipped
 
 
 def build_report(study: optuna.Study, batch: Any, evaluator: str = "ped-anova") -> str:
@@ -67,7 +71,7 @@ def build_report(study: optuna.Study, batch: Any, evaluator: str = "ped-anova") 
                 *(_table_section(f"Comparisons of {axis}", "Each pair of levels within each condition: Cohen's d "
                                  "(pooled SD) and the Welch t-test p-value (not corrected for multiple tests).",
                                  comparisons(par_df, batch, axis)) for axis in categorical_axes(batch)),
-                _figures(report_figures(par_df, batch, imp))]
+                _figures(*report_figures(par_df, batch, imp))]
     title = html.escape(f"larvastudy report: {study.study_name}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{_CSS}</style></head><body><h1>{title}</h1>"
@@ -131,12 +135,13 @@ def _power(par_df: pd.DataFrame, batch: Any) -> str:
                           "Nsims for a wanted half-width or difference.", table)
 
 
-def _figures(figs: dict[str, Figure]) -> str:
+def _figures(figs: dict[str, Figure], skipped: dict[str, str]) -> str:
     items = "".join(
         f"<figure id=\"fig-{html.escape(key)}\"><img alt=\"{html.escape(key)}\" src=\"data:image/png;base64,"
         f"{base64.b64encode(figure_png(fig)).decode()}\"><figcaption>{html.escape(key)}</figcaption></figure>"
         for key, fig in figs.items())
-    return _section("Figures", f"{len(figs)} figures.") + items
+    left_out = "".join(f" Skipped {key}: {why}." for key, why in skipped.items())
+    return _section("Figures", html.escape(f"{len(figs)} figures.{left_out}")) + items
 
 
 def _section(title: str, text: str) -> str:
