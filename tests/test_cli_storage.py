@@ -16,21 +16,12 @@ import pytest
 import sqlalchemy
 
 from larvastudy.cli import main
-from larvastudy.study.pgserver import available, temporary_postgres
 
 #: Every command that opens a storage without creating it (each on a study that does not exist).
 READ_ONLY = [["status", "x"], ["export", "x"], ["dashboard"], ["dashboard", "x"], ["power", "x"], ["report", "x"],
              ["worker", "x"]]
 RUN = ["run", "PItest_off", "--set", "duration=0.2"]
 REFUSED = "postgresql+psycopg://u:secret@127.0.0.1:1/db"  # port 1: connection refused, no server needed
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not available():
-        pytest.skip("needs PostgreSQL server binaries and psycopg (pip install -e '.[postgres]')")
-    with temporary_postgres() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -24,20 +24,11 @@ from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import Outcome, load_study, open_storage, open_study, storage_url
 from larvastudy.study.claims import CLAIMS, DONE, EVENTS, LOST, RUNNING, ClaimBook
-from larvastudy.study.pgserver import available, temporary_postgres
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 LARVASTUDY = shutil.which("larvastudy") or "larvastudy"
 #: 160 simulations of about 0.1 s of engine time each in chunks of 4: a few seconds for 4 workers on 2 cores.
 SWEEP = {"experiment": "dish", "sample": {"Npoints": [2, 3, 4, 5]}, "fixed": {"duration": 3.0}, "Nsims": 40}
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not available():
-        pytest.skip("needs PostgreSQL server binaries and psycopg (pip install -e '.[postgres]')")
-    with temporary_postgres() as url:
-        yield url
 
 
 def exactly_once(url: str, name: str, size: int) -> list[optuna.trial.FrozenTrial]:

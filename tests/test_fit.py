@@ -244,7 +244,7 @@ def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_pat
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "run the same fit again to continue" in err, err
+    assert proc.returncode == 130 and "resume with: larvastudy run chemotaxis_fit --sampler random" in err, err
     study = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert failed and {t.user_attrs["error"] for t in failed} == {"interrupted"}

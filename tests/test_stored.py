@@ -22,7 +22,8 @@ def test_read_study_matches_optuna(tmp_path, direction):
     url = storage_url(tmp_path / "s.db")
     study = optuna.create_study(study_name="s", storage=open_storage(url), direction=direction)
     study.set_user_attr("batch", {"name": "s", "nested": [1, 2.5]})
-    study.set_metric_names(["distance"])
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        study.set_metric_names(["distance"])
     for value in (3.0, -1.5, 7.25):
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"point": {"x": value}}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from optuna.storages import RDBStorage
 
 from larvastudy.engine import simulate_many
@@ -111,7 +112,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
     a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
     in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
-    option, and :class:`SweepInterrupted` on Ctrl-C.
+    option, and :class:`SweepInterrupted` on Ctrl-C or SIGTERM.
 
     ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
     makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
@@ -170,7 +171,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     return run.summary()
 
 
-def _observe(sizer: ClaimSizer, costs: Any, outcomes: list[Outcome]) -> None:
+def _observe(sizer: ClaimSizer, costs: np.ndarray, outcomes: list[Outcome]) -> None:
     """Tell ``sizer`` how long a chunk that ran without errors took."""
     if all(o.error is None for o in outcomes):
         sizer.observe(float(sum(costs[o.task.point] for o in outcomes)), chunk_seconds(outcomes))

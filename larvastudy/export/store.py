@@ -11,12 +11,12 @@ import optuna
 import pandas as pd
 import sqlite_utils
 from matplotlib.figure import Figure
-from sqlalchemy.engine import URL, make_url
 
 from larvastudy.export.figures import FIGURE_DPI, make_figures
 from larvastudy.export.fit import fit_figures, fit_par_df, fit_trials_df, pareto_df
 from larvastudy.export.par_df import build_par_df, pi_table, summary_df
 from larvastudy.study.records import rdb_storage
+from larvastudy.study.storage import sqlite_path
 from larvastudy.study.study import is_fit
 
 #: Seconds to wait for a writer (e.g. a running sweep) to release the SQLite file.
@@ -46,7 +46,8 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
         if pis is not None:
             pis.to_csv(figdir.parent / "PIs.csv")
         figs, skipped = make_figures(par_df, batch)
-    database = sqlite_file(storage_url or study_storage_url(study))
+    url = storage_url or study_storage_url(study)
+    database = None if url is None else sqlite_path(url)
     for kind, table in tables.items():
         if table is None:
             continue
@@ -58,20 +59,10 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
     return tables["par_df"], figs, skipped
 
 
-def study_storage_url(study: optuna.Study) -> URL | None:
+def study_storage_url(study: optuna.Study) -> str | None:
     """The RDB URL behind the study's storage (unwrapping caches), or None for other storages."""
     storage = rdb_storage(study)
-    return None if storage is None else storage.engine.url
-
-
-def sqlite_file(url: str | URL | None) -> Path | None:
-    """The database file of a SQLite URL, or None for another or an in-memory database."""
-    if url is None:
-        return None
-    url = make_url(url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
+    return None if storage is None else storage.engine.url.render_as_string(hide_password=False)
 
 
 def table_name(study_name: str, kind: str = "par_df") -> str:
