@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import optuna
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,23 +43,33 @@ def test_duration_and_time_step_axes_set_the_cost():
     assert len(set(point_costs(batch))) == 3  # 0.5/0.1 and 1.0/0.2 step the same number of times
 
 
-def test_a_small_sweep_is_split_into_equal_claims_a_multiple_of_the_workers():
-    per_claim = CLAIM_SECONDS / SECONDS_PER_AGENT_STEP
-    assert ClaimSizer(n_workers=2, pending_work=1.5 * per_claim).work() == 1.5 * per_claim / 2
-    assert ClaimSizer(n_workers=2, pending_work=2.5 * per_claim).work() == 2.5 * per_claim / 4
-    assert ClaimSizer(n_workers=2, pending_work=4.5 * per_claim).work() == per_claim  # the tail is short anyway
-    assert ClaimSizer(n_workers=2, pending_work=1e12).work() == per_claim
+def test_claims_hold_the_time_aimed_at_and_share_the_end_of_a_sweep():
+    most = CLAIM_SECONDS / SECONDS_PER_AGENT_STEP
+    assert ClaimSizer(n_workers=2, pending_work=1e12).work() == most
+    assert ClaimSizer(n_workers=2, pending_work=1.5 * most).work() == 0.75 * most  # free workers: equal shares
+    assert ClaimSizer(n_workers=2, pending_work=3.2 * most).work() == most  # more than 1.5 claims each
+    sizer = ClaimSizer(n_workers=2, pending_work=3 * most)
+    sizer.claimed("a", most)
+    sizer.claimed("b", most)
+    sizer.finished("a", None)  # one worker is free; the other's claim has (almost) all of its work left
+    assert sizer.work() == pytest.approx((most + most) / 2, rel=1e-3)
+    sizer.claimed("c", 0.9 * most)
+    sizer.finished("b", None)
+    sizer.finished("c", None)
+    assert sizer.work() == most / 2  # a tenth of a claim left, but each engine call has a fixed cost
     assert ClaimSizer(n_workers=2, pending_work=1e12, chunk_size=7).work() == math.inf
 
 
 def test_measured_throughput_corrects_the_budget():
-    sizer = ClaimSizer(n_workers=1, pending_work=1e12)
-    for _ in range(20):  # the machine runs twice as fast as assumed
-        sizer.observe(work=1e6, seconds=1e6 * SECONDS_PER_AGENT_STEP / 2)
-    assert math.isclose(sizer.work(), 2 * CLAIM_SECONDS / SECONDS_PER_AGENT_STEP, rel_tol=1e-4)
-    sizer.observe(work=0, seconds=1.0)  # nothing to learn from
-    sizer.observe(work=1e6, seconds=0.0)
-    assert math.isclose(sizer.work(), 2 * CLAIM_SECONDS / SECONDS_PER_AGENT_STEP, rel_tol=1e-4)
+    sizer = ClaimSizer(n_workers=1, pending_work=1e15)
+    for claim in range(20):  # the machine runs twice as fast as assumed
+        sizer.claimed(claim, 1e6)
+        sizer.finished(claim, 1e6 * SECONDS_PER_AGENT_STEP / 2)
+    assert sizer.work() == pytest.approx(2 * CLAIM_SECONDS / SECONDS_PER_AGENT_STEP, rel=1e-4)
+    for claim, seconds in (("empty", 1.0), ("instant", 0.0), ("failed", None)):
+        sizer.claimed(claim, 0.0 if claim == "empty" else 1e6)
+        sizer.finished(claim, seconds)  # nothing to learn from
+    assert sizer.work() == pytest.approx(2 * CLAIM_SECONDS / SECONDS_PER_AGENT_STEP, rel=1e-4)
 
 
 @settings(max_examples=25, deadline=None)

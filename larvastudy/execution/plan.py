@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,28 +82,39 @@ class ClaimSizer:
     """How much work one claim takes: about :data:`CLAIM_SECONDS` of engine time, from predicted costs
     (agent-steps) and the throughput measured on the chunks run so far.
 
-    A sweep of at most two claims per worker is split into equal claims, one or two per worker, so
-    that no worker idles at the end while another runs an odd claim out. ``chunk_size`` fixes the
-    number of simulations per claim instead.
+    Near the end of a sweep a claim takes its fair share instead, so that the workers finish together:
+    the work left plus what the other workers' claims still have to run, split over ``n_workers``,
+    once that is at most 1.5 claims; but never less than half a claim, since every engine call has a
+    fixed cost too.
+    ``chunk_size`` fixes the number of simulations per claim instead.
     """
 
     def __init__(self, n_workers: int, pending_work: float, chunk_size: int | None = None):
         self.chunk_size = chunk_size
+        self._workers, self._pending = n_workers, pending_work
+        self._running: dict[Hashable, tuple[float, float]] = {}  # claim -> (its work, when it was claimed)
         self._seconds_per_step = SECONDS_PER_AGENT_STEP
-        rounds = math.ceil(pending_work / (CLAIM_SECONDS / SECONDS_PER_AGENT_STEP * n_workers))
-        self._most = pending_work / (n_workers * rounds) if 0 < rounds <= 2 else math.inf
 
     def work(self) -> float:
         """Agent-steps the next claim should hold (infinite with a fixed ``chunk_size``)."""
         if self.chunk_size is not None:
             return math.inf
-        return min(self._most, CLAIM_SECONDS / self._seconds_per_step)
+        most = CLAIM_SECONDS / self._seconds_per_step
+        now = time.monotonic()
+        running = sum(max(0.0, work - (now - since) / self._seconds_per_step) for work, since in self._running.values())
+        share = (self._pending + running) / self._workers
+        return most if share > 1.5 * most else max(share, most / 2)
 
-    def observe(self, work: float, seconds: float) -> None:
-        """Take the measured ``seconds`` a chunk of ``work`` agent-steps took into the estimate."""
-        if work > 0 and seconds > 0:
-            measured = seconds / work
-            self._seconds_per_step += _LEARNING_RATE * (measured - self._seconds_per_step)
+    def claimed(self, claim: Hashable, work: float) -> None:
+        """``claim`` (any key naming it until it ends) of ``work`` agent-steps now runs."""
+        self._pending = max(0.0, self._pending - work)
+        self._running[claim] = (work, time.monotonic())
+
+    def finished(self, claim: Hashable, seconds: float | None) -> None:
+        """``claim`` ended; ``seconds``: how long it took, if it ran without errors."""
+        work, _ = self._running.pop(claim)
+        if work > 0 and seconds is not None and seconds > 0:
+            self._seconds_per_step += _LEARNING_RATE * (seconds / work - self._seconds_per_step)
 
 
 def chunk_seconds(outcomes: Sequence[Outcome]) -> float:

@@ -19,8 +19,6 @@ from larvastudy.study.records import Outcome, Task
 ChunkSource = Callable[[], list[Task]]
 #: Seconds to wait for a result before checking whether a worker died.
 POLL = 0.5
-#: Chunks queued per worker: one running, one waiting, so a worker never idles while the parent writes.
-DEPTH = 2
 #: "fork" on Linux: workers start in milliseconds with the engine already imported, and scripts
 #: without an ``if __name__ == "__main__"`` guard (like the Batch page's examples) still work, where
 #: spawn and forkserver re-import the user's script. Workers never touch the parent's storage
@@ -53,21 +51,22 @@ class WorkerPool:
         self.terminate()
 
     def run(self, source: ChunkSource) -> Iterator[list[Outcome]]:
-        """Outcomes of each chunk as it finishes, asking ``source`` for a chunk whenever a worker has room,
-        until it returns an empty one. A chunk counts as in flight until the caller resumes."""
+        """Outcomes of each chunk as it finishes, asking ``source`` for a chunk whenever a worker is free,
+        until it returns an empty one. A worker gets its next chunk before the caller stores the last one's
+        outcomes, so it never waits for the caller's writes, and it holds one chunk at a time, so the last
+        chunks go to whichever worker is free first and a stop loses only the chunks being run."""
         todo = _Chunks(source)
-        for depth in range(1, DEPTH + 1):  # round-robin, so every worker starts at once
-            for worker in range(len(self._procs)):
-                self._feed(worker, todo, depth)
+        for worker in range(len(self._procs)):
+            self._feed(worker, todo)
         while any(self._queued):
             try:
                 worker, outcomes = self._results.get(timeout=POLL)
             except queue.Empty:
                 yield from self._reap()
                 continue
-            yield outcomes
             self._queued[worker].popleft()
             self._feed(worker, todo)
+            yield outcomes
 
     @property
     def alive(self) -> bool:
@@ -85,9 +84,9 @@ class WorkerPool:
             except queue.Empty:
                 running = {worker for worker in running if self._procs[worker].is_alive()}
                 continue
-            yield outcomes
             self._queued[worker].popleft()
             running.discard(worker)
+            yield outcomes
         self.terminate()
 
     def terminate(self) -> None:
@@ -98,8 +97,8 @@ class WorkerPool:
         for proc in self._procs:
             proc.join()
 
-    def _feed(self, worker: int, todo: _Chunks, depth: int = DEPTH) -> None:
-        while len(self._queued[worker]) < depth and self._procs[worker].is_alive() and (tasks := todo.next()):
+    def _feed(self, worker: int, todo: _Chunks) -> None:
+        if not self._queued[worker] and self._procs[worker].is_alive() and (tasks := todo.next()):
             self._queued[worker].append(tasks)
             self._inboxes[worker].put(tasks)
 

@@ -35,8 +35,8 @@ from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.signals import sigterm_as_interrupt, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
-from larvastudy.study import (Outcome, completed, display_url, load_study, open_storage, open_study, setup_lock,
-                              storage_url)
+from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
+                              setup_lock, storage_url)
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook, Recorded
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
@@ -157,8 +157,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     with WorkerPool(batch, workers, simulate) as pool, sigterm_as_interrupt(), Heartbeat(book.renew, grace / 4):
         try:
             while pool.alive:
-                for outcomes in pool.run(lambda: book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())):
-                    _observe(sizer, costs, outcomes)
+                for outcomes in pool.run(lambda: _claim(book, sizer, costs)):
+                    _finished(sizer, outcomes)
                     run.record(book.record(outcomes))
                 counts = book.counts()
                 run.report(counts[DONE])
@@ -171,10 +171,23 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     return run.summary()
 
 
-def _observe(sizer: ClaimSizer, costs: np.ndarray, outcomes: list[Outcome]) -> None:
-    """Tell ``sizer`` how long a chunk that ran without errors took."""
-    if all(o.error is None for o in outcomes):
-        sizer.observe(float(sum(costs[o.task.point] for o in outcomes)), chunk_seconds(outcomes))
+def _claim(book: ClaimBook, sizer: ClaimSizer, costs: np.ndarray) -> list[Task]:
+    """The next claim, as much work as ``sizer`` says."""
+    tasks = book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())
+    if tasks:
+        sizer.claimed(_key(tasks[0]), float(sum(costs[t.point] for t in tasks)))
+    return tasks
+
+
+def _finished(sizer: ClaimSizer, outcomes: list[Outcome]) -> None:
+    """Tell ``sizer`` a chunk ended, and how long it took if it ran without errors."""
+    ok = all(o.error is None for o in outcomes)
+    sizer.finished(_key(outcomes[0].task), chunk_seconds(outcomes) if ok else None)
+
+
+def _key(task: Task) -> tuple[int, int, int]:
+    """A claim's name for :class:`ClaimSizer`: its first simulation's try (a run claims each try once)."""
+    return task.point, task.replicate, task.attempt
 
 
 def _exists(rdb: RDBStorage, name: str) -> bool:
