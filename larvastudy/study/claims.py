@@ -221,12 +221,14 @@ class ClaimBook:
         """Claim up to ``n`` simulations, lowest tasks first, until their predicted cost reaches ``work``
         (at least one): pending ones, and stale ones, whose lost try is kept as a :data:`LOST` event."""
 
+        most = n if math.isinf(work) else min(n, math.ceil(work / max(self._costs.min(), 1e-12)) + 1)
+
         def claim(session: Session) -> list[Task]:
             dead = _dead_owners(session, self._study_id, self.owner)
             rows = session.execute(
                 select(_C.task, _C.state, _C.owner, _C.tries)
                 .where(_C.study_id == self._study_id, or_(_C.state == PENDING, _stale(dead)))
-                .order_by(_C.task).limit(n).with_for_update(skip_locked=True)).all()
+                .order_by(_C.task).limit(most).with_for_update(skip_locked=True)).all()
             if not rows:
                 return []
             costs = np.cumsum(self._costs[np.array([r.task for r in rows]) // self._nsims])
