@@ -25,6 +25,7 @@ from rich.table import Table
 
 from larvastudy.errors import SpecError
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
+from larvastudy.signals import check_stop, stop_on_signals, stop_signal
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 
@@ -435,13 +436,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return args.func(args)
+        with stop_on_signals():  # a scheduler's SIGTERM ends any command as Ctrl-C does
+            code = args.func(args)
+            check_stop()
+            return code
     except SpecError as error:
         err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         err.print("larvastudy: interrupted", markup=False)
-        return 130
+        return 128 + stop_signal(stop)
 
 
 if __name__ == "__main__":

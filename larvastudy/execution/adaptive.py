@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from larvastudy.errors import SpecError
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.execution.signals import sigterm_as_interrupt, stop_signal, uninterrupted
+from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
@@ -113,7 +113,7 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     run = _Fit(study, batch, sampler, budget, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
-    with WorkerPool(batch, n_workers, simulate) as pool, sigterm_as_interrupt():
+    with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals():
         try:
             for outcomes in pool.run(run.ask):
                 run.tell(outcomes)

@@ -32,12 +32,12 @@ from larvastudy.execution.adaptive import FitSummary, fit_batch
 from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.plan import ClaimSizer, ProgressCallback, all_tasks, chunk_seconds, point_costs
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.execution.signals import sigterm_as_interrupt, stop_signal, uninterrupted
+from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
                               setup_lock, storage_url)
-from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook, Recorded
+from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -154,26 +154,30 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     run.report()
     sizer = ClaimSizer(n_workers, left * float(costs.mean()), chunk_size)
     workers = min(n_workers, left if chunk_size is None else math.ceil(left / chunk_size))
-    with WorkerPool(batch, workers, simulate) as pool, sigterm_as_interrupt(), Heartbeat(book.renew, grace / 4):
+    with WorkerPool(batch, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
         try:
             while pool.alive:
                 for outcomes in pool.run(lambda: _claim(book, sizer, costs)):
                     _finished(sizer, outcomes)
-                    run.record(book.record(outcomes))
-                counts = book.counts()
+                    run.record(book, outcomes)
+                    check_stop()
+                with uninterrupted():
+                    counts = book.counts()
                 run.report(counts[DONE])
                 if not counts[PENDING] + counts[RUNNING] + counts[STALE]:
                     break
                 time.sleep(WAIT)  # the rest is claimed by other processes: wait for them to finish or vanish
         except KeyboardInterrupt as stop:
+            forget_stop()
             run.stop(pool, book)
             raise SweepInterrupted(run.summary(), stop_signal(stop)) from None
     return run.summary()
 
 
 def _claim(book: ClaimBook, sizer: ClaimSizer, costs: np.ndarray) -> list[Task]:
-    """The next claim, as much work as ``sizer`` says."""
-    tasks = book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())
+    """The next claim, as much work as ``sizer`` says (taken whole before a signal is acted on)."""
+    with uninterrupted():
+        tasks = book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())
     if tasks:
         sizer.claimed(_key(tasks[0]), float(sum(costs[t.point] for t in tasks)))
     return tasks
@@ -221,13 +225,17 @@ class _Run:
         a second Ctrl-C)."""
         try:
             for outcomes in pool.stop(STOP_WAIT):
-                self.record(book.record(outcomes))
+                self.record(book, outcomes)
         except KeyboardInterrupt:
             pool.terminate()
         with uninterrupted():
             self._released = book.release()
 
-    def record(self, recorded: Recorded) -> None:
+    def record(self, book: ClaimBook, outcomes: list[Outcome]) -> None:
+        """Store ``outcomes`` (a signal waits until the transaction is over: one cut short could leave the
+        SQLite write lock held by this process's own idle connection) and report progress."""
+        with uninterrupted():
+            recorded = book.record(outcomes)
         self._failed += recorded.given_up
         self._ran += len(recorded.stored)
         self.report(recorded.done)

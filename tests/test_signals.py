@@ -1,0 +1,45 @@
+"""Stop signals: SIGTERM stops like Ctrl-C, a stop swallowed on the way is still acted on, and a write
+in progress finishes first."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from larvastudy.signals import (Terminated, check_stop, forget_stop, stop_on_signals, stop_signal,
+                                uninterrupted)
+
+
+def test_sigterm_raises_terminated_and_says_which_signal():
+    with stop_on_signals():
+        with pytest.raises(Terminated) as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_signal(stop.value) == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt) as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stop_signal(stop.value) == signal.SIGINT
+        forget_stop()
+        check_stop()  # forgotten: nothing to raise
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_stop_swallowed_on_the_way_is_raised_at_the_next_check():
+    with stop_on_signals():
+        try:  # as Python does with an exception raised while a finaliser runs
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Terminated:
+            pass
+        with pytest.raises(Terminated):
+            check_stop()
+    check_stop()  # the block is over: nothing is remembered
+
+
+def test_a_write_finishes_before_the_stop():
+    done = []
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("written")
+    assert done == ["written"]
