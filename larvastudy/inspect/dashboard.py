@@ -8,6 +8,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 
 from larvastudy.errors import SpecError
+from larvastudy.signals import forget_stop
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -39,10 +40,11 @@ def dashboard_url(server: WSGIServer, study_id: int | None = None) -> str:
 
 
 def serve(server: WSGIServer) -> None:
-    """Serve until Ctrl-C (KeyboardInterrupt), then close the socket."""
+    """Serve until Ctrl-C or SIGTERM (a KeyboardInterrupt: the way to stop it, not an interruption), then
+    close the socket."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        forget_stop()
     finally:
         server.server_close()
