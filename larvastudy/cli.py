@@ -120,8 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _failed(summary: Any, name: str) -> bool:
     """Say how to see the errors if simulations (or fit trials) failed; whether any did."""
     if summary.failed:
-        err.print(f"larvastudy: {summary.failed} {'trials' if hasattr(summary, 'sampler') else 'simulations'} "
-                  f"failed: `larvastudy status {name}` counts them and the error column of par_df.csv says why",
+        err.print(f"larvastudy: {summary.failed} {summary.unit} failed: `larvastudy status {name}` counts them "
+                  "and the error column of par_df.csv says why",
                   markup=False, highlight=False)
     return bool(summary.failed)
 

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import optuna
@@ -53,6 +53,8 @@ ADAPTIVE_SAMPLERS = tuple(_SAMPLERS)
 @dataclass(frozen=True)
 class FitSummary:
     """How a fit left its study."""
+
+    unit: ClassVar[str] = "trials"  # what ``complete``, ``failed`` and ``total`` count
 
     study_name: str
     storage_url: str

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from optuna.storages import RDBStorage
@@ -52,6 +52,8 @@ MAX_CLAIM = 20_000
 @dataclass(frozen=True)
 class SweepSummary:
     """How a run left the study."""
+
+    unit: ClassVar[str] = "simulations"  # what ``complete``, ``failed`` and ``total`` count
 
     study_name: str
     storage_url: str  # password hidden
