@@ -17,6 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from larvastudy.errors import SpecError, StorageError
 from larvastudy.execution import run_batch
 from larvastudy.export import build_par_df
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
@@ -25,6 +26,7 @@ from larvastudy.study import load_study, open_storage, storage_url
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SCRIPT = """
 import sys
+from larvastudy.errors import SpecError, StorageError
 from larvastudy.execution import run_batch
 from larvastudy.spec.batch import batch_from_kwargs
 run_batch(batch_from_kwargs(**{sweep!r}), storage=sys.argv[1], n_jobs=2, chunk_size=CHUNK)
@@ -83,7 +85,9 @@ def complete_keys(db) -> Counter:
     """COMPLETE trials per (grid point, replicate)."""
     try:
         study, _ = load_study(open_storage(storage_url(db)), "soak")
-    except Exception:  # killed before the study was made
+    except StorageError:  # a damaged database is a failure, never "nothing stored yet"
+        raise
+    except SpecError:  # killed before the study was made
         return Counter()
     return Counter((t.user_attrs["grid_point"], t.params[REPLICATE])
                    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

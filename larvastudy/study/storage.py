@@ -40,7 +40,6 @@ _PG_LOCK_KEY = 0x6C617276
 _THREAD_LOCK = threading.RLock()
 _held: dict[str, int] = {}
 #: The first 16 bytes of every SQLite database file.
-_SQLITE_HEADER = b"SQLite format 3\x00"
 #: Tables every Optuna RDB storage has.
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
 #: pip packages of database drivers whose module name differs from the package's.
@@ -151,7 +150,11 @@ def _open_storage(url: str, create: bool) -> optuna.storages.RDBStorage:
 
 
 def _check_sqlite_file(path: Path, create: bool) -> None:
-    """A StorageError unless ``path`` is a SQLite database file (or, to ``create`` it, missing or empty)."""
+    """A StorageError unless ``path`` is a SQLite database file (or, to ``create`` it, missing or empty).
+
+    The file is read through SQLite only: a plain ``open()`` and ``close()`` of a database file drops
+    every POSIX lock this process's SQLite connections hold on it, and another process can then
+    corrupt it (sqlite.org/howtocorrupt.html, 2.2)."""
     try:
         if path.is_dir():
             raise StorageError(f"storage {path} is a directory, not a SQLite database file")
@@ -161,12 +164,20 @@ def _check_sqlite_file(path: Path, create: bool) -> None:
             raise StorageError(f"no storage at {path} (run a sweep first, or pass --storage)")
         if not path.is_file():
             raise StorageError(f"storage {path} is not a SQLite database file (not a regular file)")
-        with open(path, "rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
+        empty = path.stat().st_size == 0
     except OSError as error:
         raise StorageError(f"cannot open storage {path}: {error.strerror}") from None
-    if header != _SQLITE_HEADER and not (create and header == b""):
-        raise StorageError(f"storage {path} is not a SQLite database file" + ("" if header else " (empty)"))
+    if empty:
+        if create:
+            return
+        raise StorageError(f"storage {path} is not a SQLite database file (empty)")
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
+            con.execute("PRAGMA schema_version")
+    except sqlite3.DatabaseError as error:
+        if "not a database" in str(error):
+            raise StorageError(f"storage {path} is not a SQLite database file") from None
+        raise StorageError(f"cannot open storage {path}: {error}") from None
 
 
 def _check_tables(url: str, engine_kwargs: dict) -> None:
