@@ -228,11 +228,6 @@ def _columns(result: Result, names: list[str]) -> dict[str, list]:
     return dict(zip(names, map(list, zip(*result.all())))) or {name: [] for name in names}
 
 
-def _utc(local: datetime | None) -> datetime | None:
-    """A FrozenTrial's naive local time as naive UTC."""
-    return None if local is None else local.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
     """:func:`trials_table`'s table of FrozenTrials."""
     import pandas as pd
