@@ -124,7 +124,7 @@ def test_axis_columns_keep_ambiguous_names():
     ({"sample": {"Npoints": [3], "distribution.N": [4]}}, "set the same parameter"),
     ({"Nsims": 0}, "Nsims must be a whole number >= 1, got 0"),
     ({"Nsims": 1.5}, "Nsims must be a whole number >= 1"),
-    ({"seed": -1}, "seed must be a whole number >= 0"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 2**32 - 1"),
     ({"metrics": ["PI", "bogus"]}, "unknown metric 'bogus'"),
     ({"optimization": {"fit_par": "bogus"}}, "unknown optimization fit_par 'bogus'"),
     ({"optimization": {"operator": "median"}}, "operator must be one of mean, std"),

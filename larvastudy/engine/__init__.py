@@ -26,10 +26,12 @@ MAX_BATCH_LARVAE = 20_000
 
 @dataclass(frozen=True)
 class SimResult:
-    """Metrics of one simulation: ``per_larva[name]`` is an array with one value per larva."""
+    """Metrics of one simulation: ``per_larva[name]`` is an array with one value per larva; ``error``
+    says why they mean nothing (the simulation diverged), else None."""
 
     seed: int
     per_larva: dict[str, np.ndarray]
+    error: str | None = None
 
     def value(self, name: str, operator: str = "mean") -> float:
         """Metric ``name`` aggregated over larvae with ``operator`` ('mean' or 'std'), as a float."""
@@ -63,9 +65,9 @@ def simulate_many(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResu
     results: list[SimResult | None] = [None] * len(jobs)
     for indices in groups.values():
         for chunk in _chunks(indices, [setups[i].n for i in indices]):
-            per_sim = BatchRun([setups[i] for i in chunk]).run()
-            for i, per_larva in zip(chunk, per_sim):
-                results[i] = SimResult(seed=int(jobs[i][1]), per_larva=per_larva)
+            run = BatchRun([setups[i] for i in chunk])
+            for i, per_larva, error in zip(chunk, run.run(), run.diverged()):
+                results[i] = SimResult(seed=int(jobs[i][1]), per_larva=per_larva, error=error)
     return results  # type: ignore[return-value]
 
 

@@ -12,6 +12,9 @@ import numpy as np
 
 from larvastudy.errors import SpecError
 
+#: Most bout lengths a distribution may have (a pause range of 20 s is 200 ticks at dt = 0.1 s).
+MAX_SUPPORT = 10_000_000
+
 
 def _pdf(dist: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     name = dist.get("name")
@@ -30,6 +33,9 @@ def discrete_pmf(dist: Mapping[str, Any], step: float) -> tuple[np.ndarray, np.n
     lo, hi = (float(v) for v in dist["range"])
     if not 0 < lo <= hi:
         raise SpecError(f"bout range {dist['range']!r} must satisfy 0 < min <= max")
+    if hi / step > MAX_SUPPORT:
+        raise SpecError(f"bout range {dist['range']!r} in steps of {step!r} has {hi / step:,.0f} lengths, more than "
+                        f"{MAX_SUPPORT:,}: use a larger dt")
     k = np.arange(max(int(lo / step), 1), int(hi / step) + 1)
     p = _pdf(dist, k * step)
     if k.size == 0 or not np.isfinite(p).all() or p.sum() <= 0:

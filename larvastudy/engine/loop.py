@@ -316,7 +316,32 @@ class BatchRun:
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> list[dict[str, np.ndarray]]:
-        """Step every simulation to the end; per simulation, each metric per larva."""
+        """Step every simulation to the end; per simulation, each metric per larva.
+
+        A simulation whose state overflows (a too large ``dt`` makes the turner unstable) steps on
+        silently; :meth:`diverged` names it afterwards."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self._steps()
+        per_larva = self.recorder.per_larva(self.pos, self.amount_eaten, self.food_steps)
+        return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
+
+    def diverged(self) -> list[str | None]:
+        """Per simulation, why its final state is not finite (then its metrics mean nothing), else None."""
+        turner = self.turner
+        finite = (np.isfinite(self.pos) & np.isfinite(self.head) & np.isfinite(self.bend)
+                  & np.isfinite(turner.E).all(axis=0) & np.isfinite(turner.C).all(axis=0)
+                  & np.isfinite(turner.H).all(axis=0))
+        return [None if finite[a:b].all() else
+                f"the simulation diverged: {b - a - int(finite[a:b].sum())} of {b - a} larvae ended with a "
+                f"non-finite position or turner state (dt = {self.dt} s may be too large)"
+                for a, b in self._bounds()]
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        """Each simulation's slice of the larva arrays."""
+        bounds = np.cumsum([0, *self.sizes]).tolist()
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def _steps(self) -> None:
         all_on_output = bool(self.att_output.all())
         any_on_input = bool(self.att_input.any())
         for t in range(self.nsteps):
@@ -350,6 +375,3 @@ class BatchRun:
             self.crawl_mask = self.state == EXEC
             self.crawling = self.crawl_mask.astype(float)
             self.recorder.record(t, self.pos, np.abs(v), crawled)
-        per_larva = self.recorder.per_larva(self.pos, self.amount_eaten, self.food_steps)
-        bounds = np.cumsum([0, *self.sizes])
-        return [{k: v[a:b] for k, v in per_larva.items()} for a, b in zip(bounds[:-1], bounds[1:])]

@@ -17,9 +17,14 @@ from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS, NeuralParams, WARMUP_FLIPS, warmup_trajectory
 from larvastudy.errors import SpecError
+from larvastudy.machine import gigabytes, physical_memory
 
 TWO_PI = 2.0 * math.pi
 FEED_CHUNK = 500  # steps of feeding-decision uniforms drawn at a time per simulation
+#: Memory of one larva's state in the loop (about 60 float arrays, rounded up), beside its bout tables.
+BYTES_PER_LARVA = 1_000
+#: Share of this machine's memory one simulation may need (its batch-mates and other workers need the rest).
+MEMORY_SHARE = 0.5
 
 #: Per-larva float parameters, in the order the loop reads them.
 AGENT_PARAMS = (
@@ -162,6 +167,14 @@ def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str],
     return params, _turner_params(turner, where), gains, crawler, intermit
 
 
+def _check_memory(need: float, what: str) -> None:
+    """A SpecError, before anything is allocated, if ``need`` bytes exceed this simulation's share of memory."""
+    memory = physical_memory()
+    if memory is not None and need > MEMORY_SHARE * memory:
+        raise SpecError(f"one simulation of {what} needs about {gigabytes(need)} of memory, more than half of this "
+                        f"machine's {gigabytes(memory)}: make it smaller")
+
+
 def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """larvaworld's uniform/circle placement: independent radial draws for x and y (spec §7)."""
     (X, Y), (sx, sy) = dist["loc"], dist["scale"]
@@ -178,6 +191,8 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     dt = _positive("dt", tree["dt"])
     duration = _positive("duration", tree["duration"])
     nsteps = int(round(duration * 60.0 / dt))
+    if nsteps < 1:
+        raise SpecError(f"duration = {duration!r} min is shorter than one step (dt = {dt!r} s)")
     env = tree["env_params"]
     geometry = _choice("", "arena.geometry", env["arena"]["geometry"])
     width, height = (_positive("env_params.arena.dims", v) for v in env["arena"]["dims"])
@@ -200,6 +215,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     grid = None
     if grid_cfg:
         gx, gy = (int(v) for v in grid_cfg["grid_dims"])
+        _check_memory(8.0 * gx * gy, f"a food grid of {gx:,} x {gy:,} cells")
         grid = np.full((gx, gy), float(grid_cfg["initial_value"]))
 
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
@@ -215,11 +231,13 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
         if n < 1:
             raise SpecError(f"larva_groups.{gid}.distribution.N = {n} must be >= 1")
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
-        pos, head = _placement(place_rng, n, dist)
-        warm = warmup_trajectory(dt, tparams)[warm_rng.binomial(WARMUP_FLIPS, 0.5, n)].T
         k_strides = int(nsteps * dt * params["crawler_freq"]) + 2
         k_feeds = int(nsteps * dt * params["feeder_freq"]) + 2 if params["feed_bouts"] else 0
         k_runs = k_strides + k_feeds + 2
+        _check_memory(n * (BYTES_PER_LARVA + 8.0 * (k_strides + 2 * k_runs)),
+                      f"{n:,} larvae over {nsteps:,} steps (duration {duration!r} min, dt {dt!r} s)")
+        pos, head = _placement(place_rng, n, dist)
+        warm = warmup_trajectory(dt, tparams)[warm_rng.binomial(WARMUP_FLIPS, 0.5, n)].T
         chain_k, chain_p = discrete_pmf(intermit["stridechain_dist"], 1.0)
         pause_k, pause_p = discrete_pmf(intermit["pause_dist"], dt)
         groups.append(dict(

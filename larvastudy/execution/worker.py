@@ -66,6 +66,8 @@ def _shares(started: datetime, finished: datetime, costs: list[float]) -> list[d
 
 
 def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, finished: datetime) -> Outcome:
+    if result.error is not None:
+        return Outcome(task, {}, None, result.error, started, finished)
     value = objective(batch, result)
     error = None if math.isfinite(value) else f"objective {batch.objective_name()} is {value}"
     return Outcome(task, result.summary(), value, error, started, finished)

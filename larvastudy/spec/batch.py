@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 from larvastudy.engine import available_metrics, canonical
 from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import SpecError
+from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.spec import paths
 from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.spec.space import Space, is_int, is_number, plain
@@ -40,6 +40,8 @@ MAX_SIMULATIONS = 100_000
 #: Peak memory of a sweep per simulation, run and export included (bench/results/scale.txt, rounded up):
 #: a grid that would need more than the machine has is refused however it is confirmed.
 BYTES_PER_SIMULATION = 4_000
+#: Seeds are numpy's legacy 32-bit seeds (``numpy.random.RandomState``, GridSampler's shuffle).
+MAX_SEED = 2**32 - 1
 #: The trial parameter that numbers the replicates of a grid point.
 REPLICATE = "replicate"
 #: Names the exporter's table gives columns of its own; axis columns never shorten to them.
@@ -124,10 +126,14 @@ class Batch:
         experiment_tree(self.experiment)
         if not (is_int(self.Nsims) and self.Nsims >= 1):
             raise SpecError(f"Nsims must be a whole number >= 1, got {self.Nsims!r}")
-        if not (is_int(self.seed) and self.seed >= 0):
-            raise SpecError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if not (is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
+            raise SpecError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed!r}")
         if not isinstance(self.sample, Mapping) or not isinstance(self.fixed, Mapping):
             raise SpecError("sample and fixed must be tables of parameter: value")
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
+            raise SpecError(f"metrics must be a list of metric names, e.g. [\"v_mu\"], got {self.metrics!r}")
+        for name, value in self.fixed.items():
+            _check_finite(f"fixed {name!r}", value)
         optimization = self.optimization
         if isinstance(optimization, Mapping):
             optimization = Optimization.from_dict(optimization)
@@ -178,7 +184,7 @@ class Batch:
         """Refuse sweeps above :data:`MAX_SIMULATIONS` unless ``allow_large``."""
         if self.grid_size > MAX_SIMULATIONS and not allow_large:
             raise SpecError(f"Batch {self.name!r} has {self.grid_size:,} simulations, more than {MAX_SIMULATIONS:,} "
-                            f"(about {_gigabytes(self.grid_size * BYTES_PER_SIMULATION)} of memory); confirm with "
+                            f"(about {gigabytes(self.grid_size * BYTES_PER_SIMULATION)} of memory); confirm with "
                             "--yes (allow_large=True) or shrink the grid")
 
     def _check_feasible(self) -> None:
@@ -190,8 +196,8 @@ class Batch:
         need = points * self.Nsims * BYTES_PER_SIMULATION
         if need > memory:
             raise SpecError(f"Batch {self.name!r} has {points:,} grid points x {self.Nsims:,} replicates = "
-                            f"{points * self.Nsims:,} simulations, needing about {_gigabytes(need)} of memory; this "
-                            f"machine has {_gigabytes(memory)}: shrink the grid or split it into several Batches")
+                            f"{points * self.Nsims:,} simulations, needing about {gigabytes(need)} of memory; this "
+                            f"machine has {gigabytes(memory)}: shrink the grid or split it into several Batches")
 
     # -- naming and the objective -----------------------------------------------------------------
 
@@ -307,16 +313,16 @@ class Batch:
                         raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
 
 
-def physical_memory() -> int | None:
-    """This machine's memory in bytes, where the system tells it."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _gigabytes(size: float) -> str:
-    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.0f} MB"
+def _check_finite(where: str, value: Any) -> None:
+    """A SpecError if ``value`` holds an infinite or NaN number anywhere (TOML and ``--set`` allow ``inf``)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        raise SpecError(f"{where} = {value!r}: values must be finite numbers")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_finite(where, item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite(f"{where[:-1]}.{key}'", item)
 
 
 def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:
@@ -363,10 +369,12 @@ def load_batch(name_or_path: str | Path) -> Batch:
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{where}: {err}") from None
     _check_keys(where, data, _TOML_KEYS)
-    if "experiment" not in data:
-        raise SpecError(f"{where}: missing key 'experiment'")
+    for key, example in (("experiment", 'experiment = "dish"'), ("sample", "[sample] Npoints = [5, 10]")):
+        if key not in data:
+            raise SpecError(f"{where}: missing key {key!r} (e.g. {example}; see larvastudy show dish)")
+    metrics = data.get("metrics", ())
     try:
-        return Batch(**{"name": name, **data, "metrics": tuple(data.get("metrics", ()))})
+        return Batch(**{"name": name, **data, "metrics": metrics if isinstance(metrics, str) else tuple(metrics)})
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from None
 
