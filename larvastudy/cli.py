@@ -219,14 +219,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                                          event_counts)
     from larvastudy.study.storage import display_url, open_engine, storage_url
     from larvastudy.study.stored import read_study
-    from larvastudy.study.study import BATCH_ATTR, SAMPLER_ATTR
+    from larvastudy.study.study import SAMPLER_ATTR, stored_batch
 
     url = storage_url(args.storage)
     engine = open_engine(url)
     stored = read_study(engine, args.name, best=True)
-    if BATCH_ATTR not in stored.user_attrs:
-        raise SpecError(f"no larvastudy study {args.name!r} in {display_url(url)}")
-    batch = Batch.from_dict(stored.user_attrs[BATCH_ATTR], check=False)
+    batch = stored_batch(stored.user_attrs, args.name, url)
     done = stored.counts.get("COMPLETE", 0)
     by_state = "trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(stored.counts.items())) or "none")
     if SAMPLER_ATTR in stored.user_attrs:
@@ -443,6 +441,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     except SpecError as error:
         err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except Exception as error:
+        if "storage" not in vars(args):
+            raise
+        from larvastudy.study.storage import database_error, storage_url
+
+        problem = database_error(error, storage_url(args.storage))
+        if problem is None:
+            raise
+        err.print(f"larvastudy: error: {problem}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt as stop:
         err.print("larvastudy: interrupted", markup=False)

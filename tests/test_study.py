@@ -99,8 +99,17 @@ def test_studies_not_made_by_larvastudy(tmp_path):
     optuna.create_study(study_name="foreign", storage=rdb).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(SpecError, match="'foreign' .* was not made by larvastudy"):
         open_study(small_batch(), rdb, "foreign")
-    optuna.create_study(study_name="empty", storage=rdb)
-    assert open_study(small_batch(), rdb, "empty").user_attrs["batch"]["name"] == "small"
+    batch = small_batch()
+    other = "minimize" if batch.direction == "maximize" else "maximize"
+    optuna.create_study(study_name="backwards", storage=rdb, direction=other)
+    with pytest.raises(SpecError, match=f"'backwards' .* made outside larvastudy to {other}, not to {batch.direction}"):
+        open_study(batch, rdb, "backwards")
+    optuna.create_study(study_name="empty", storage=rdb, direction=batch.direction)
+    assert open_study(batch, rdb, "empty").user_attrs["batch"]["name"] == "small"
+    optuna.create_study(study_name="own-attr", storage=rdb).set_user_attr("batch", "my batch")
+    for use in (lambda: open_study(batch, rdb, "own-attr"), lambda: load_study(rdb, "own-attr")):
+        with pytest.raises(SpecError, match="'own-attr' .* not made by larvastudy .*'batch' is not a Batch"):
+            use()
     with pytest.raises(SpecError, match="no larvastudy study 'missing'"):
         load_study(rdb, "missing")
 

@@ -33,7 +33,10 @@ _GROUP = re.compile(r"^larva_groups\.[^.]+\.")
 
 
 def parse(path: str) -> list[str | int]:
-    """Split ``a.b[0].c`` into ``['a', 'b', 0, 'c']``."""
+    """Split ``a.b[0].c`` into ``['a', 'b', 0, 'c']``. Names never hold a slash: an axis name becomes part
+    of column and figure file names."""
+    if "/" in path or "\\" in path:
+        raise SpecError(f"parameter name {path!r} contains a slash; names are like a.b[0].c")
     tokens: list[str | int] = []
     pos = 0
     for match in _TOKEN.finditer(path):

@@ -39,7 +39,8 @@ _PG_LOCK_KEY = 0x6C617276
 #: Serialises setup_lock between this process's threads; ``_held[url]`` counts its nested holds.
 _THREAD_LOCK = threading.RLock()
 _held: dict[str, int] = {}
-#: The first 16 bytes of every SQLite database file.
+#: What a message about a damaged SQLite file adds.
+_DAMAGED = " (the file is damaged: check it with sqlite3 FILE 'PRAGMA integrity_check', restore it from a copy)"
 #: Tables every Optuna RDB storage has.
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
 #: pip packages of database drivers whose module name differs from the package's.
@@ -61,6 +62,10 @@ def storage_url(url: str | os.PathLike | None = None) -> str:
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError):
         raise StorageError(f"invalid storage URL {display_url(url)!r}; use e.g. sqlite:///path/to/file.db or "
                            "postgresql://user@host/db") from None
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+        raise StorageError(f"storage {url!r} is in memory: every result would be lost when the command ends; "
+                           "give a file, e.g. --storage storage/larvastudy.db")
     try:
         dialect.import_dbapi()
     except ImportError as error:
@@ -173,11 +178,13 @@ def _check_sqlite_file(path: Path, create: bool) -> None:
         raise StorageError(f"storage {path} is not a SQLite database file (empty)")
     try:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as con:
-            con.execute("PRAGMA schema_version")
+            con.execute("SELECT name, sql FROM sqlite_master").fetchall()  # reads and decodes the schema
     except sqlite3.DatabaseError as error:
         if "not a database" in str(error):
             raise StorageError(f"storage {path} is not a SQLite database file") from None
-        raise StorageError(f"cannot open storage {path}: {error}") from None
+        raise StorageError(f"cannot open storage {path}: {error}{_DAMAGED}") from None
+    except UnicodeDecodeError:
+        raise StorageError(f"cannot open storage {path}: its schema is not text{_DAMAGED}") from None
 
 
 def _check_tables(url: str, engine_kwargs: dict) -> None:
@@ -204,6 +211,24 @@ def _storage_errors(url: str) -> Iterator[None]:
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         raise StorageError(f"cannot open storage {_name(url)}: {error.strerror}{where}") from None
+
+
+def database_error(error: BaseException, url: str) -> StorageError | None:
+    """``error`` as a one-line StorageError if a database call on ``url`` raised it (or caused it: a
+    damaged SQLite file shows only when the damaged page is read), else None."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (sqlite3.Error, sqlalchemy.exc.DBAPIError)):
+            text = _one_line(str(getattr(cause, "orig", None) or cause))
+            text = text if len(text) <= 200 else f"{text[:200]}..."
+            damaged = _DAMAGED if sqlite_path(url) is not None and _looks_damaged(text) else ""
+            return StorageError(f"storage {_name(url)} failed: {text}{damaged}")
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _looks_damaged(text: str) -> bool:
+    return any(sign in text for sign in ("malformed", "decode", "not a database", "corrupt"))
 
 
 def _name(url: str) -> str:

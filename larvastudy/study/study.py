@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -27,11 +29,11 @@ def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: st
     """The study ``study_name`` for ``batch``: created if new, else checked to hold the same sweep."""
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
                                 direction=batch.direction, load_if_exists=True)
-    if not _adopt(study, batch, storage, [batch.objective_name()]):
+    if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
         if is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
                             "sweep another study name (--study-name)")
-        _check_same(batch, study.user_attrs[BATCH_ATTR], study_name, storage.url)
+        _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
     return study
 
 
@@ -44,11 +46,11 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
     names = [f"{m}_error" for m in batch.targets] if multi else [batch.objective_name()]
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                 load_if_exists=True)
-    if not _adopt(study, batch, storage, names, type(sampler).__name__):
+    if not _adopt(study, batch, storage, names, directions, type(sampler).__name__):
         if not is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
                             "another study name (--study-name)")
-        _check_same(batch, study.user_attrs[BATCH_ATTR], study_name, storage.url)
+        _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
         if [d.name.lower() for d in study.directions] != directions or study.metric_names != names:
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} optimises "
                             f"{', '.join(study.metric_names or [])}, not {', '.join(names)}; use another study name")
@@ -56,13 +58,18 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
 
 
 def _adopt(study: optuna.Study, batch: Batch, storage: optuna.storages.RDBStorage, objective_names: list[str],
-           sampler: str | None = None) -> bool:
-    """Record ``batch`` (and a fit's ``sampler``) on a study larvastudy has not set up yet; False if it had."""
+           directions: list[str], sampler: str | None = None) -> bool:
+    """Record ``batch`` (and a fit's ``sampler``) on a study larvastudy has not set up yet; False if it had.
+    A study made by another program is taken only if it is empty and optimises in ``directions``."""
     if BATCH_ATTR in study.user_attrs:
         return False
+    where = f"study {study.study_name!r} in {display_url(storage.url)}"
     if study.get_trials(deepcopy=False):
-        raise SpecError(f"study {study.study_name!r} in {display_url(storage.url)} was not made by larvastudy; "
-                        "choose another study name")
+        raise SpecError(f"{where} was not made by larvastudy; choose another study name")
+    made = [d.name.lower() for d in study.directions]
+    if made != directions:
+        raise SpecError(f"{where} was made outside larvastudy to {', '.join(made)}, not to {', '.join(directions)} "
+                        f"{', '.join(objective_names)}; choose another study name")
     study.set_user_attr(BATCH_ATTR, batch.to_dict())
     if sampler is not None:
         study.set_user_attr(SAMPLER_ATTR, sampler)
@@ -82,16 +89,29 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
     """An existing larvastudy study and the Batch it was made from (checked to equal ``batch`` if given)."""
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        stored = study.user_attrs[BATCH_ATTR]
     except KeyError:
         raise SpecError(f"no larvastudy study {study_name!r} in {display_url(storage.url)}") from None
+    stored = stored_batch(study.user_attrs, study_name, storage.url)
     if batch is None:
-        batch = Batch.from_dict(stored, check=False)  # checked when the study was made
+        batch = stored
     else:
         _check_same(batch, stored, study_name, storage.url)
     if not is_fit(study) and batch.space.is_product:
         study.sampler = grid_sampler(batch)
     return study, batch
+
+
+def stored_batch(user_attrs: Mapping[str, Any], study_name: str, url: str) -> Batch:
+    """The Batch a larvastudy study was made from (its ``batch`` user attribute, checked when it was made);
+    a SpecError naming the study if it has none or another program's attribute of that name."""
+    where = f"study {study_name!r} in {display_url(url)}"
+    if BATCH_ATTR not in user_attrs:
+        raise SpecError(f"no larvastudy study {study_name!r} in {display_url(url)}")
+    try:
+        return Batch.from_dict(user_attrs[BATCH_ATTR], check=False)
+    except (AttributeError, TypeError, KeyError, SpecError):
+        raise SpecError(f"{where} was not made by larvastudy (its user attribute {BATCH_ATTR!r} is not a Batch "
+                        "definition); choose another study name") from None
 
 
 def completed(study: optuna.Study) -> set[tuple[int, int]]:
@@ -101,9 +121,9 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
             if "grid_point" in t.user_attrs}
 
 
-def _check_same(batch: Batch, stored: dict, study_name: str, url: str) -> None:
+def _check_same(batch: Batch, stored_batch: Batch, study_name: str, url: str) -> None:
     current = json.loads(json.dumps(batch.to_dict()))
-    stored = json.loads(json.dumps(Batch.from_dict(stored, check=False).to_dict()))  # later fields get defaults
+    stored = json.loads(json.dumps(stored_batch.to_dict()))  # later fields get defaults
     changed = [key for key in _IDENTITY if stored[key] != current[key]]
     if changed:
         raise SpecError(f"study {study_name!r} in {display_url(url)} was made with a different "
