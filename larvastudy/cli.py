@@ -255,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, serve
+    from larvastudy.inspect.dashboard import dashboard_server, dashboard_url, is_loopback, serve
     from larvastudy.study.storage import display_url
     from larvastudy.study.study import load_study
 
@@ -264,7 +264,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.name:
         load_study(storage, args.name)
         study_id = storage.get_study_id_from_name(args.name)
-    server = dashboard_server(storage, args.host, args.port)
+    server = dashboard_server(storage, args.host, args.port, expose=args.expose)
+    if not is_loopback(args.host):
+        err.print(f"larvastudy: warning: the dashboard on {args.host or 'every interface'} has no authentication: "
+                  "anyone who reaches the port can read every study in the storage (it is read-only)",
+                  markup=False, highlight=False)
     what = f"study {args.name!r}" if args.name else f"the studies in {display_url(url)}"
     out.print(f"optuna-dashboard for {what}: {dashboard_url(server, study_id)} (Ctrl-C stops it)", highlight=False)
     out.file.flush()
@@ -390,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     storage(dashboard)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    dashboard.add_argument("--expose", action="store_true",
+                           help="allow a --host other than this machine; the dashboard is then read-only, as it "
+                                "has no authentication")
     dashboard.set_defaults(func=cmd_dashboard)
 
     power = sub.add_parser("power", help="replicates needed for a CI half-width or to detect a difference")

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,26 +40,34 @@ class Dashboard:
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready, _, _ = select.select([self.process.stdout], [], [], 30)
         line = self.process.stdout.readline() if ready else ""
-        found = re.search(r"http://127\.0\.0\.1:\d+/dashboard\S*", line)
+        found = re.search(r"http://[\d.]+:(\d+)/dashboard\S*", line)
         if found is None:
             self.stop()
             raise AssertionError(f"no URL printed: {line!r} {self.process.stderr.read()!r}")
         self.url = found.group()
-        self.base = self.url.split("/dashboard")[0]
+        self.base = f"http://127.0.0.1:{found.group(1)}"  # where this test reaches it, whatever it listens on
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(self.base + path, timeout=30) as response:
             return json.load(response)
 
+    def delete(self, path: str) -> int:
+        """The HTTP status of a DELETE request."""
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.base + path, method="DELETE"), timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
     def stop(self) -> tuple[int, str]:
-        """Ctrl-C, then kill if it lingers; the exit code and the rest of stdout."""
+        """Ctrl-C, then kill if it lingers; the exit code and the rest of stdout (stderr: ``self.errors``)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         try:
-            rest, _ = self.process.communicate(timeout=10)
+            rest, self.errors = self.process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            rest, _ = self.process.communicate()
+            rest, self.errors = self.process.communicate()
         return self.process.returncode, rest
 
 
@@ -115,9 +124,26 @@ def test_ctrl_c_stops_cleanly(folder) -> None:
     assert code == 0 and "dashboard stopped" in rest
 
 
+def test_exposed_dashboard_warns_and_is_read_only(folder) -> None:
+    server = Dashboard(folder, "gains", "--host", "0.0.0.0", "--expose", "--port", "0")
+    try:
+        assert server.url.startswith("http://0.0.0.0:")
+        study_id = server.get("/api/studies")["study_summaries"][0]["study_id"]
+        assert server.delete(f"/api/studies/{study_id}") == 403
+        assert [s["study_name"] for s in server.get("/api/studies")["study_summaries"]] == ["gains"]
+    finally:
+        code, _ = server.stop()
+    assert code == 0 and server.errors.count("\n") == 1
+    assert "no authentication" in server.errors and "read-only" in server.errors
+
+
 @pytest.mark.parametrize("args, message", [
     (["nope", "--port", "0"], "no larvastudy study 'nope'"),
     (["gains", "--port", "{busy}"], "cannot listen on 127.0.0.1:{busy}"),
+    (["gains", "--host", "", "--port", "0"], "--host '' would serve the dashboard to the network"),
+    (["gains", "--host", "0", "--port", "0"], "--host '0' would serve the dashboard to the network"),
+    (["gains", "--host", "0.0.0.0", "--port", "0"], "add --expose to serve it read-only"),
+    (["gains", "--host", "no-such-host.invalid", "--port", "0"], "is not an address or host name"),
 ])
 def test_usage_errors_are_one_line_exit_2(folder, dashboard, capsys, monkeypatch, args, message) -> None:
     busy = dashboard.base.rsplit(":", 1)[1]
