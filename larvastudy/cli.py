@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 import tomllib
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, stop_on_signals, stop_signal
 from larvastudy.spec import paths
@@ -40,11 +41,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2); ``setup(parser)``, if given, adds the arguments on first use,
+    """argparse with one-line errors (exit 2) and no abbreviated options; ``setup(parser)``, if given, adds the
+    arguments on first use,
     so that a command whose options need a heavy module imports it only when that command is run."""
 
     def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # larvaworld's -N must not read as -Nsims
         self._setup = setup
 
     def parse_known_args(self, args: Sequence[str] | None = None,
@@ -79,15 +81,22 @@ def _pairs(option: str, items: Sequence[str]) -> dict[str, Any]:
 
 
 def _batch(args: argparse.Namespace) -> Batch:
-    batch = load_batch(args.name)
+    """The Batch named on the command line with its options applied, checked once (as changed)."""
+    batch = load_batch(args.name, check=False)
     changes: dict[str, Any] = {}
     if args.nsims is not None:
         changes["Nsims"] = args.nsims
-    if args.set:
-        changes["fixed"] = {**batch.fixed, **_pairs("--set", args.set)}
+    fixed = {**_pairs("--set", args.set), **({"Npoints": args.larvae} if args.larvae is not None else {})}
+    if fixed:
+        changes["fixed"] = {**batch.fixed, **fixed}
     if getattr(args, "target", None):
         changes["targets"] = _pairs("--target", args.target)
-    return dataclasses.replace(batch, **changes) if changes else batch
+    try:
+        return dataclasses.replace(batch, **changes)
+    except SpecError as error:
+        if changes:  # the options' values are named in the message
+            raise
+        raise SpecError(f"{args.name}: {error}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -332,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     def definition(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="a Batch in studies/ (see `larvastudy list`) or a TOML file")
         p.add_argument("--nsims", "-Nsims", type=int, help="replicates per grid point")
+        p.add_argument("-N", "--larvae", type=int, help="larvae per group (larvaworld's -N; same as --set Npoints=N)")
         p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                        help="fixed override, e.g. --set duration=1.0 (repeatable)")
 
@@ -433,7 +443,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """larvastudy's own warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, InertParameterWarning):
+        err.print(f"larvastudy: warning: {message}", markup=False, highlight=False)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

@@ -7,3 +7,7 @@ class SpecError(ValueError):
 
 class StorageError(SpecError):
     """A storage that cannot be opened: a bad URL, a missing driver, file or server, or a file that is not one."""
+
+
+class InertParameterWarning(UserWarning):
+    """A parameter that is set or swept but cannot change any result (the CLI prints it as one line)."""

@@ -106,3 +106,29 @@ def test_top_level_exports_are_the_documented_api():
     assert callable(larvastudy.simulate) and callable(larvastudy.run_batch)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         larvastudy.nope
+
+
+def test_the_seeds_quick_start_runs_verbatim_with_only_the_import_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from larvastudy import BatchRun, reg  # was: from larvaworld.lib import reg; from larvaworld.lib.sim import BatchRun
+
+    # Load preconfigured Batch settings from registry
+    batch_conf = reg.conf.Batch.getID("PItest_off")
+
+    # Launch batch run (parameter sweep defined in Batch configuration)
+    batch = BatchRun(experiment="PItest_off", **batch_conf)
+    par_df, figs = batch.simulate(n_jobs=4)
+
+    assert len(par_df) == 16 and par_df["PI"].notna().all() and "PI_heatmap" in figs
+    assert reg.conf.Batch.getIDs() == ["PItest_off", "patchy_food", "food_grid", "growth", "tactile_detection",
+                                       "anemotaxis", "chemotaxis", "chemorbit", "PItrain_mini", "PItrain"]
+    batch_conf["space_search"].clear()  # a copy: the registry is unchanged
+    assert reg.conf.Batch.getID("PItest_off")["space_search"]
+
+
+@pytest.mark.parametrize("experiment, sample", [("chemotaxis", {"Odor.mean": [1.0, 2.0]}),
+                                                ("patchy_food", {"freq": [1.5, 2.5]})])
+def test_larvaworld_registry_names_run(tmp_path, monkeypatch, experiment, sample):
+    monkeypatch.chdir(tmp_path)
+    par_df, _ = BatchRun(experiment=experiment, sample=sample, fixed={"duration": 0.1}).simulate()
+    assert list(par_df[next(iter(sample))]) == next(iter(sample.values())) and (par_df["state"] == "COMPLETE").all()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 from larvastudy.engine import simulate
-from larvastudy.errors import SpecError
+from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.spec.space import grid_values
 from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs,
                                    list_batches, load_batch)
@@ -102,7 +103,13 @@ def test_axis_columns_keep_ambiguous_names():
     ({"experiment": "maze"}, "needs arena borders"),
     ({"sample": {"olfactor.gain_dikt.CS": [1.0]}}, "unknown parameter 'olfactor.gain_dikt.CS'; did you mean"),
     ({"sample": {"gain_dict.Odor": ["high"]}}, "gain_dict.Odor takes a number, got 'high'"),
-    ({"sample": {"freq": [1.0]}, "experiment": "patchy_food"}, "ambiguous parameter 'freq'"),
+    ({"sample": {"amount": [1.0]}, "experiment": "patchy_food"}, "ambiguous parameter 'amount'"),
+    ({"sample": {"gain_dict.odor": [0.0]}, "experiment": "chemotaxis"},
+     "'gain_dict.odor': no odor 'odor' in this arena, so its gain would change nothing; odor ids: Odor"),
+    ({"fixed": {"env_params.odorscape.odorscape": "Diffusion"}},
+     "env_params.odorscape.odorscape = 'Diffusion' is not supported by the engine; supported: Gaussian"),
+    ({"N": 10}, "BatchRun argument 'N': the replicates per grid point are Nsims here"),
+    ({"store_data": True}, "larvastudy always stores every simulation"),
     ({"fixed": {"durashun": 1.0}}, "unknown parameter 'durashun'"),
     ({"sample": {"gain_dict.CS": []}}, "needs at least one value"),
     ({"sample": {"gain_dict.CS": 5.0}}, "constants belong in fixed"),
@@ -131,7 +138,7 @@ def test_axis_columns_keep_ambiguous_names():
     ({"optimization": {"minimise": True}}, "optimization: unknown key 'minimise'"),
     ({"optimization": {"max_Nsims": 0}}, "max_Nsims must be a whole number >= 1"),
     ({"exp": "dish"}, "disagrees with the registry entry's 'dish'"),
-    ({"space_kws": {"n": 3}}, "unknown key 'space_kws'"),
+    ({"space_kws": {"n": 3}}, "builds the grid from space_search alone"),
     ({"exp_kws": {"duration": 3}}, "exp_kws: unknown key 'duration'"),
     ({"sample": {"gain_dict.CS": [1.0]}, "space_search": {"gain_dict.CS": [2.0]}}, "is given twice"),
 ])
@@ -184,9 +191,44 @@ def test_load_batch_unknown_name_or_file(tmp_path):
         load_batch(tmp_path / "missing.toml")
 
 
-def test_gain_for_a_new_odor_id_is_added_and_inert() -> None:
-    batch = batch_from_kwargs("PItest_off", sample={"gain_dict.Ghost": [-50.0, 50.0]}, fixed={"duration": 0.2})
-    olfactor = batch.config(batch.points()[1])["larva_groups"]["navigator_x2"]["model"]["brain"]["olfactor"]
-    assert olfactor["gain_dict"] == {"CS": 150.0, "UCS": 0.0, "Ghost": 50.0}
+def test_gain_for_an_arena_odor_the_model_lacks_is_added() -> None:
+    """navigator_x2 has gains for CS and UCS only; in the chemotaxis arena (odor "Odor") a gain for it acts."""
+    batch = batch_from_kwargs("chemotaxis", sample={"gain_dict.Odor": [0.0, 300.0]},
+                              fixed={"duration": 0.2, "model": "navigator_x2"})
+    olfactor = next(iter(batch.config(batch.points()[1])["larva_groups"].values()))["model"]["brain"]["olfactor"]
+    assert olfactor["gain_dict"] == {"CS": 150.0, "UCS": 0.0, "Odor": 300.0}
     a, b = (simulate(batch.config(point), seed=3) for point in batch.points())
-    assert all(np.array_equal(a.per_larva[m], b.per_larva[m], equal_nan=True) for m in a.per_larva)
+    assert not np.array_equal(a.per_larva["final_dst_to_Source"], b.per_larva["final_dst_to_Source"])
+    with pytest.raises(SpecError, match="no odor 'Ghost' in this arena"):
+        batch_from_kwargs("PItest_off", sample={"gain_dict.Ghost": [-50.0, 50.0]}, fixed=FAST)
+
+
+def test_larvaworld_registry_names_mean_what_docs_model_says():
+    """docs/model.md, deviation 6: ``Odor.mean`` is the odor's intensity, ``freq`` the feeder's frequency."""
+    chemotaxis = batch_from_kwargs("chemotaxis", sample={"Odor.mean": [1.0, 2.0]}, fixed={"duration": 0.1})
+    layer = chemotaxis.config(chemotaxis.points()[1])["env_params"]["odorscape"]["odor_layers"][0]
+    assert (layer["id"], layer["intensity"]) == ("Odor", 2.0)
+    assert chemotaxis.axis_columns() == {"Odor.mean": "Odor.mean"}
+    patchy = batch_from_kwargs("patchy_food", sample={"freq": [1.5, 2.5]}, fixed={"duration": 0.1})
+    feeder = patchy.config(patchy.points()[1])["larva_groups"]
+    assert {g["model"]["brain"]["feeder"]["freq"] for g in feeder.values()} == {2.5}
+
+
+@pytest.mark.parametrize("experiment, sample, inert", [
+    ("food_grid", {"EEB_decay": [0.1, 2.0]}, "'EEB_decay' is declared but never read"),
+    ("chemotaxis", {"Odor.mean": [300.0, 1300.0]}, "'Odor.mean' cancels out under log perception"),
+    ("chemotaxis", {"Source.radius": [0.001, 0.01]}, "'Source.radius' only sets how a source is drawn"),
+])
+def test_parameters_inert_upstream_too_warn_once(experiment, sample, inert):
+    with pytest.warns(InertParameterWarning) as caught:
+        batch_from_kwargs(experiment, sample=sample, fixed={"duration": 0.1})
+    assert [str(w.message) for w in caught if w.category is InertParameterWarning] == [
+        next(str(w.message) for w in caught if inert in str(w.message))]
+
+
+def test_an_inert_intensity_changes_results_only_by_rounding():
+    """The claim the warning makes: same seed, intensities 300 and 1300, equal to 12 digits after 3 s."""
+    batch = batch_from_kwargs("chemotaxis", sample={"Odor.mean": [300.0, 1300.0]}, fixed={"duration": 0.05})
+    low, high = (simulate(batch.config(point), 7).summary() for point in batch.points())
+    assert low.keys() == high.keys() and low != high
+    assert all(math.isclose(low[k], high[k], rel_tol=1e-12, abs_tol=1e-12) for k in low if not math.isnan(low[k]))

@@ -18,9 +18,9 @@ from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-#: PItest_off with the CS gain, which steers PI, against a gain for an odor id that is not in the arena
+#: PItest_off with the CS gain, which steers PI, against EEB_decay, which the model never reads
 DRIVEN = Batch(name="driven", experiment="PItest_off", Nsims=2, metrics=("PI", "v_mu"), fixed={"duration": 0.5},
-               sample={"gain_dict.CS": [-100.0, 0.0, 100.0], "gain_dict.Ghost": [-100.0, 0.0, 100.0]})
+               sample={"gain_dict.CS": [-100.0, 0.0, 100.0], "EEB_decay": [0.5, 1.0, 2.0]})
 MODELS = Batch(name="models", experiment="chemotaxis", Nsims=3, metrics=("v_mu",),
                sample={"model": ["explorer", "navigator"], "env_params.odorscape.odor_layers[0].intensity": [0.5, 1.0]})
 
@@ -37,7 +37,7 @@ def test_importance_ranks_the_driving_gain_above_an_inert_parameter(swept) -> No
     study, _ = swept
     table = importances(study, DRIVEN)
     pi = table[table["metric"] == "PI"].set_index("parameter")["importance"]
-    assert list(pi.index) == ["CS", "Ghost"] and pi["CS"] > 0.8 > 0.2 > pi["Ghost"]
+    assert list(pi.index) == ["CS", "EEB_decay"] and pi["CS"] > 0.8 > 0.2 > pi["EEB_decay"]
     assert table.groupby("metric")["importance"].sum().to_numpy() == pytest.approx([1.0, 1.0])
     assert "replicate" not in set(table["parameter"])
 
@@ -59,7 +59,7 @@ def test_main_effects_marginalise_over_the_other_axis(swept) -> None:
     row = effects.loc[("CS", 100.0, "PI")]
     assert (row["n"], row["mean"], row["std"]) == pytest.approx((6, runs.mean(), runs.std()))
     assert effects.loc[("CS", 100.0, "PI"), "mean"] > effects.loc[("CS", -100.0, "PI"), "mean"]
-    assert set(effects.index.get_level_values("parameter")) == {"CS", "Ghost"}
+    assert set(effects.index.get_level_values("parameter")) == {"CS", "EEB_decay"}
 
 
 def known_models() -> pd.DataFrame:

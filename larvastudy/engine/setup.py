@@ -45,6 +45,7 @@ SUPPORTED = {
     "olfactor.perception": ("log",),
     "physics.ang_mode": ("torque", "velocity"),
     "arena.geometry": ("circular", "rectangular"),
+    "odorscape.odorscape": ("Gaussian",),
     "distribution.mode": ("uniform",),
     "distribution.shape": ("circle",),
 }
@@ -198,6 +199,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     width, height = (_positive("env_params.arena.dims", v) for v in env["arena"]["dims"])
 
     sources = env["food_params"]["source_units"]
+    _choice("env_params.", "odorscape.odorscape", env["odorscape"]["odorscape"])
     layers = env["odorscape"]["odor_layers"]
     layer_ids = [str(layer["id"]) for layer in layers]
     odor_pos, odor_layer, odor_int, odor_spread = [], [], [], []

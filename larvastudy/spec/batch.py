@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
@@ -28,7 +30,7 @@ import numpy as np
 
 from larvastudy.engine import available_metrics, canonical
 from larvastudy.engine.setup import compile_sim
-from larvastudy.errors import SpecError
+from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.spec import paths
 from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
@@ -42,6 +44,13 @@ MAX_SIMULATIONS = 100_000
 BYTES_PER_SIMULATION = 4_000
 #: Seeds are numpy's legacy 32-bit seeds (``numpy.random.RandomState``, GridSampler's shuffle).
 MAX_SEED = 2**32 - 1
+#: Parameters that exist (larvaworld declares them) but that no result depends on, here as upstream.
+_INERT = {
+    r"\.EEB_decay$": "is declared but never read by the model (in larvaworld 2.5.1 too): it changes nothing",
+    r"\.source_units\.[^.]+\.radius$": "only sets how a source is drawn (in larvaworld 2.5.1 too): it changes nothing",
+    r"\.odor_layers\[\d+\]\.intensity$": "cancels out under log perception, the olfactor's only mode (in larvaworld "
+                                          "2.5.1 too): results differ only by rounding, amplified over a run",
+}
 #: The trial parameter that numbers the replicates of a grid point.
 REPLICATE = "replicate"
 #: Names the exporter's table gives columns of its own; axis columns never shorten to them.
@@ -51,6 +60,14 @@ _TOML_KEYS = ("name", "description", "experiment", "Nsims", "metrics", "seed", "
               "targets")
 _OPTIMIZATION_KEYS = ("fit_par", "minimize", "absolute", "operator", "threshold", "max_Nsims", "operations")
 _LARVAWORLD_KEYS = ("exp", "exp_kws", "space_search", "id")
+#: larvaworld ``BatchRun`` arguments that larvastudy takes under another name, or not at all, and why.
+_LARVAWORLD_RENAMED = {
+    "N": "the replicates per grid point are Nsims here (larvaworld's N)",
+    "iterations": "the replicates per grid point are Nsims here (agentpy's iterations)",
+    "store_data": "larvastudy always stores every simulation (in its Optuna study); drop store_data",
+    "dir": "the output folder is outdir here (larvaworld's dir)",
+    "space_kws": "larvastudy builds the grid from space_search alone; drop space_kws",
+}
 _OPERATORS = ("mean", "std")
 
 
@@ -202,10 +219,13 @@ class Batch:
     # -- naming and the objective -----------------------------------------------------------------
 
     def axis_columns(self) -> dict[str, str]:
-        """Each axis's column name: its last dotted part when that is unambiguous, else the axis."""
+        """Each axis's column name: its last dotted part when that is unambiguous, else the axis (and always
+        for larvaworld's registry names, such as ``Odor.mean``, whose parts mean nothing alone)."""
         taken = set(RESERVED_COLUMNS) | set(self.metrics) | {f"{m}_std" for m in self.metrics}
         params = self.parameters()
-        shorts = {axis: axis.rsplit(".", 1)[-1] for axis in params}
+        tree = self._experiment_tree
+        shorts = {axis: axis if paths.larvaworld_name(tree, axis) != axis else axis.rsplit(".", 1)[-1]
+                  for axis in params}
         names = [*params, *(short for axis, short in shorts.items() if short != axis)]
         return {axis: short if short == axis or (names.count(short) == 1 and short not in taken) else axis
                 for axis, short in shorts.items()}
@@ -299,6 +319,7 @@ class Batch:
         if both:
             raise SpecError(f"{both[0]!r} is both sampled and fixed; keep it in one of them")
         checked: list[dict[str, Any]] = []
+        inert: dict[str, str] = {}
         for point in self.space.covering_points():
             if point in checked:
                 continue
@@ -311,6 +332,22 @@ class Batch:
                 for path in paths.resolve(context, name):
                     if owners.setdefault(path, name) != name:
                         raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
+                    _check_effect(context, name, path, inert)
+        for name, why in inert.items():
+            warnings.warn(InertParameterWarning(f"{name!r} {why}"), stacklevel=3)
+
+
+def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> None:
+    """A SpecError if parameter ``name`` (at ``path``) is set where it cannot act: a gain for an odor that no
+    layer of the arena emits. Parameters that are inert in larvaworld too are noted in ``inert``, with why."""
+    odor_ids = [str(layer["id"]) for layer in tree["env_params"]["odorscape"]["odor_layers"]]
+    gain = re.search(r"\.gain_dict\.([^.]+)$", path)
+    if gain and gain.group(1) not in odor_ids:
+        raise SpecError(f"{name!r}: no odor {gain.group(1)!r} in this arena, so its gain would change nothing; "
+                        f"odor ids: {', '.join(odor_ids) or 'none'}")
+    for pattern, why in _INERT.items():
+        if re.search(pattern, path):
+            inert.setdefault(name, why)
 
 
 def _check_finite(where: str, value: Any) -> None:
@@ -351,8 +388,8 @@ def list_batches() -> list[str]:
     return sorted(p.name[:-5] for p in _studies().iterdir() if p.name.endswith(".toml"))
 
 
-def load_batch(name_or_path: str | Path) -> Batch:
-    """A shipped Batch by name, or a Batch from a TOML file path."""
+def load_batch(name_or_path: str | Path, check: bool = True) -> Batch:
+    """A shipped Batch by name, or a Batch from a TOML file path (``check``: see :class:`Batch`)."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
@@ -374,7 +411,8 @@ def load_batch(name_or_path: str | Path) -> Batch:
             raise SpecError(f"{where}: missing key {key!r} (e.g. {example}; see larvastudy show dish)")
     metrics = data.get("metrics", ())
     try:
-        return Batch(**{"name": name, **data, "metrics": metrics if isinstance(metrics, str) else tuple(metrics)})
+        return Batch(**{"name": name, **data, "metrics": metrics if isinstance(metrics, str) else tuple(metrics)},
+                     check=check)
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from None
 
@@ -391,6 +429,9 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
     ``experiment`` are accepted, and ignored), ``space_search`` (axes; constants go to ``fixed``) and
     ``id`` (the name).
     """
+    for key in larvaworld_extras:
+        if key in _LARVAWORLD_RENAMED:
+            raise SpecError(f"BatchRun argument {key!r}: {_LARVAWORLD_RENAMED[key]}")
     _check_keys("BatchRun arguments", larvaworld_extras, _LARVAWORLD_KEYS)
     exp = larvaworld_extras.get("exp", experiment)
     exp_kws = larvaworld_extras.get("exp_kws") or {}

@@ -7,8 +7,8 @@ Matches that differ only in the larva-group name are one parameter, applied to e
 (``gain_dict.CS`` sets every group's olfactor gain).
 
 Tables in :data:`OPEN_TABLES` are keyed by the user's own names: ``gain_dict.<odor id>`` may name an
-odor the preset has no gain for (as in larvaworld, a gain for an odor absent from the arena has no
-effect); such a key is added with the value given.
+odor the model has no gain for; such a key is added with the value given (a Batch refuses an id that
+no odor in its arena has: that gain would change nothing).
 """
 
 from __future__ import annotations
@@ -83,9 +83,24 @@ def _suffix_match(path: str, name: str) -> bool:
     return path == name or path.endswith("." + name) or (name.startswith("[") and path.endswith(name))
 
 
+def larvaworld_name(tree: Tree, name: str) -> str:
+    """A larvaworld registry name that no longer addresses a parameter, as this tree names it
+    (docs/model.md, deviation 6): ``<odor id>.mean`` is that odor's intensity, and ``freq``, ambiguous
+    upstream (crawler, feeder, ...), is the feeder's frequency where larvae have a feeder. Other names as given."""
+    odor, _, attribute = name.rpartition(".")
+    if attribute == "mean" and odor:
+        layers = tree.get("env_params", {}).get("odorscape", {}).get("odor_layers", [])
+        for i, layer in enumerate(layers):
+            if str(layer.get("id")) == odor:
+                return f"env_params.odorscape.odor_layers[{i}].intensity"
+    if name == "freq" and any(_suffix_match(path, "feeder.freq") for path, _ in iter_paths(tree)):
+        return "feeder.freq"
+    return name
+
+
 def resolve(tree: Tree, name: str) -> list[str]:
     """The full paths a (possibly short) parameter name addresses; one parameter, maybe several groups."""
-    name = ALIASES.get(name, name)
+    name = larvaworld_name(tree, ALIASES.get(name, name))
     parse(name)
     matches = [path for path, _ in iter_paths(tree) if _suffix_match(path, name)]
     table, _, key = name.rpartition(".")
