@@ -6,7 +6,6 @@ Every test checks exactly once: each (grid point, replicate) has exactly one COM
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,8 @@ from larvastudy.study import Outcome, load_study, open_storage, open_study, stor
 from larvastudy.study.claims import CLAIMS, DONE, EVENTS, LOST, RUNNING, ClaimBook
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-LARVASTUDY = shutil.which("larvastudy") or "larvastudy"
+#: The program as this interpreter runs it: no reliance on an activated virtual environment's PATH.
+LARVASTUDY = [sys.executable, "-m", "larvastudy.cli"]
 #: 160 simulations of about 0.1 s of engine time each in chunks of 4: a few seconds for 4 workers on 2 cores.
 SWEEP = {"experiment": "dish", "sample": {"Npoints": [2, 3, 4, 5]}, "fixed": {"duration": 3.0}, "Nsims": 40}
 
@@ -52,7 +52,7 @@ def lost(url: str, name: str) -> list[sqlalchemy.Row]:
 
 def workers(url: str, name: str, n: int, *extra: str) -> list[subprocess.Popen]:
     """``n`` `larvastudy worker` processes, each in its own process group (its "machine")."""
-    return [subprocess.Popen([LARVASTUDY, "worker", name, "--storage", url, "--chunk-size", "4", *extra],
+    return [subprocess.Popen([*LARVASTUDY, "worker", name, "--storage", url, "--chunk-size", "4", *extra],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
             for _ in range(n)]
 
