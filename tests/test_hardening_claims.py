@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
+from larvastudy.study.claims import ClaimBook
 from larvastudy.study.owner import is_dead, owner_id
 
 #: A command in a new PID namespace with its own /proc: ``sh`` is its PID 1, larvastudy gets an ordinary PID.
@@ -139,3 +141,75 @@ def test_a_killed_owner_in_this_pid_namespace_is_recovered_at_once(tmp_path):
     lost = events(db, "lost")
     assert lost and all(e["owner"].split(":")[1] == str(victim.pid) and "died" in e["detail"] for e in lost)
     exactly_once(db, total)
+
+
+def test_a_process_never_takes_back_its_own_expired_claims(tmp_path):
+    batch = batch_from_kwargs(**{**SWEEP, "Nsims": 2}, name="own")
+    rdb = open_storage(storage_url(tmp_path / "s.db"))
+    open_study(batch, rdb, "own")
+    book = ClaimBook(rdb, rdb.get_study_id_from_name("own"), batch, all_tasks(batch), grace=0.05, retries=0)
+    book.prepare(set, fresh=True)
+    first = book.claim(4)
+    time.sleep(0.1)  # its lease expired, but its workers still run them
+    again = book.claim(100)
+    assert {(t.point, t.replicate) for t in first}.isdisjoint((t.point, t.replicate) for t in again)
+    assert len(first) + len(again) == batch.grid_size and book.claim(100) == []
+    assert events(tmp_path / "s.db", "lost") == []
+
+
+# --- item 8: signals, orphans, --grace ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_sighup_and_sigterm_to_the_group_stop_a_run_cleanly_and_it_resumes_exactly_once(tmp_path, signum):
+    """As a terminal that hangs up (SIGHUP) or a scheduler (SIGTERM) does: the signal goes to the whole
+    process group, pool workers included; only the parent acts on it."""
+    (tmp_path / "slow.toml").write_text('experiment = "dish"\nNsims = 30\n[sample]\nNpoints = [20, 30]\n'
+                                        '[fixed]\nduration = 3.0\n')  # about 1 s of engine work on 2 cores
+    db = tmp_path / "s.db"
+    args = ("run", "slow.toml", "--storage", str(db), "-j", "2", "--log-every", "0")
+    proc = subprocess.Popen(larvastudy(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    wait_until(lambda: held(db))
+    os.killpg(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, stderr
+    message = [line for line in stderr.splitlines() if line.startswith("interrupted: ")]
+    assert len(message) == 1 and message[0].endswith("resume with: larvastudy " + " ".join(args)), stderr
+    assert "Traceback" not in stderr
+    assert held(db) == 0
+    assert rows(db, "select count(*) as n from trials where state != 'COMPLETE'") == [{"n": 0}]
+    resumed = subprocess.run(larvastudy(*args), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    exactly_once(db, 60)
+    assert events(db, "lost") == []
+
+
+def test_pool_workers_die_with_their_killed_parent(tmp_path):
+    db = tmp_path / "s.db"
+    new_study(db, "orphans", fixed={"duration": 3.0}, sample={"Npoints": [30]}, Nsims=200)
+    parent = subprocess.Popen(larvastudy("worker", "orphans", "--storage", str(db), "-j", "2", "--chunk-size", "100"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_until(lambda: held(db) == 200)  # both workers are in the middle of a chunk of several seconds
+    children = [int(pid) for pid in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+    assert len(children) == 2
+    parent.kill()
+    killed = time.monotonic()
+    parent.wait()
+    wait_until(lambda: not any(_running(pid) for pid in children), timeout=1.0)
+    assert time.monotonic() - killed < 1.0
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command, grace", [("run", "0.05"), ("run", "inf"), ("worker", "nan")])
+def test_a_grace_out_of_range_is_one_line_and_exit_2(tmp_path, command, grace):
+    result = subprocess.run(larvastudy(command, "PItest_off", "--storage", str(tmp_path / "s.db"), "--grace", grace),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"got {grace}" in result.stderr and "from 2 to 86400" in result.stderr
+    assert list(tmp_path.iterdir()) == []

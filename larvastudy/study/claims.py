@@ -13,12 +13,15 @@ A running claim whose lease expired, or whose owner provably died, is *stale*: n
 the next claim of another process takes it again (a process never takes back its own claims: its
 workers still run them). An owner (:mod:`larvastudy.study.owner`) provably died only if it was a process
 of this host, this boot and this PID namespace that is gone (a kill -9 is noticed at once); an owner
-in another container with the same host name, or on another machine, is only ever freed by its lease. A process claims a batch in one transaction
-(``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). Results are
-stored in one transaction together with their trials, and only for claims their writer still owns:
-each simulation gets exactly one COMPLETE trial however many processes race, die or report late.
+in another container with the same host name (Docker ``--network host``, Kubernetes ``hostNetwork``),
+or on another machine, is only ever freed by its lease.
 
-Work that was stopped (Ctrl-C, SIGTERM) or lost (its process died or went silent) is not a failure:
+A process claims a batch in one transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite). Results are stored in one transaction together with their trials, and
+only for claims their writer still owns: each simulation gets exactly one COMPLETE trial however many
+processes race, die or report late.
+
+Work that was stopped (Ctrl-C, SIGTERM, SIGHUP) or lost (its process died or went silent) is not a failure:
 it goes back to pending with no FAIL trial, and table ``larvastudy_claim_events`` keeps the audit:
 which simulation, whose claim, when, and why.
 """
@@ -220,7 +223,7 @@ class ClaimBook:
 
         return self._transact(claim)
 
-    def release(self, why: str = "stopped (Ctrl-C or SIGTERM) before finishing") -> int:
+    def release(self, why: str = "stopped (Ctrl-C, SIGTERM or SIGHUP) before finishing") -> int:
         """Give back every claim this process holds, unfinished (call once its workers are stopped): they
         become pending with no failure counted, each kept as an :data:`INTERRUPTED` event. Returns how many."""
 
