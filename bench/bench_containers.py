@@ -8,8 +8,9 @@ Run (as root, on Linux with ``unshare``): ``python bench/bench_containers.py [--
 2. ``run -j 1``, and ``worker -j 1`` in a new PID namespace (``unshare --pid --fork --mount-proc``), as two
    containers with ``--network host`` would be.
 
-Each: wall time until both exit, claims taken from "lost" processes (``larvastudy_claim_events``), and
-COMPLETE / FAIL trials.
+Each, ``--repeat`` times (default 3; two processes on one SQLite file vary a lot from run to run): wall
+time until both exit, claims taken from "lost" processes (``larvastudy_claim_events``), and COMPLETE /
+FAIL trials.
 """
 
 from __future__ import annotations
@@ -40,7 +41,24 @@ LARVASTUDY = shutil.which("larvastudy") or "larvastudy"
 NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh"]
 
 
-def scenario(folder: Path, isolated: bool) -> str:
+def scenario(isolated: bool, repeat: int) -> str:
+    """``repeat`` runs of a scenario: the median wall time, and every run's wall time and lost claims."""
+    runs = []
+    for _ in range(repeat):
+        folder = Path(tempfile.mkdtemp(prefix="larvastudy-containers-"))
+        try:
+            (folder / "cheap.toml").write_text(SWEEP)
+            runs.append(_once(folder, isolated))
+        finally:
+            shutil.rmtree(folder)
+    where = "worker in a new PID namespace" if isolated else "both in one PID namespace   "
+    walls = sorted(wall for wall, _, _ in runs)
+    return (f"{where}: median {walls[len(walls) // 2]:5.1f} s wall; runs: "
+            + "; ".join(f"{wall:.1f} s, {lost} lost, {trials}" for wall, lost, trials in runs))
+
+
+def _once(folder: Path, isolated: bool) -> tuple[float, int, str]:
+    """One run: wall time, lost claims, and what the study holds."""
     db = folder / "storage" / "larvastudy.db"
     start = time.monotonic()
     run = subprocess.Popen([LARVASTUDY, "run", "cheap.toml", "-j", "1"], cwd=folder, text=True,
@@ -55,9 +73,8 @@ def scenario(folder: Path, isolated: bool) -> str:
     with sqlite3.connect(db) as con:
         lost = con.execute("select count(*) from larvastudy_claim_events where event = 'lost'").fetchone()[0]
         trials = dict(con.execute("select state, count(*) from trials group by state").fetchall())
-    where = "worker in a new PID namespace" if isolated else "both in one PID namespace   "
-    return (f"{where}: run exit {run.returncode}, worker exit {worker.returncode}, {wall:5.1f} s wall, "
-            f"{lost} lost claims, {trials.get('COMPLETE', 0)} COMPLETE / {trials.get('FAIL', 0)} FAIL trials")
+    return wall, lost, (f"{trials.get('COMPLETE', 0)} COMPLETE / {trials.get('FAIL', 0)} FAIL trials, "
+                        f"exits {run.returncode}/{worker.returncode}")
 
 
 def _claims_ready(db: Path) -> bool:
@@ -73,16 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--label", default="", help="a word for the version measured, e.g. before or after")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (two processes on SQLite vary)")
     args = parser.parse_args()
     lines = [f"containers benchmark{' (' + args.label + ')' if args.label else ''}: 3,000 dish simulations "
              "(Npoints 1..30 x 100, duration 1.0), `run -j 1` + `worker -j 1` on one SQLite file, one host name"]
-    for isolated in (False, True):
-        folder = Path(tempfile.mkdtemp(prefix="larvastudy-containers-"))
-        try:
-            (folder / "cheap.toml").write_text(SWEEP)
-            lines.append(scenario(folder, isolated))
-        finally:
-            shutil.rmtree(folder)
+    lines += [scenario(isolated, args.repeat) for isolated in (False, True)]
     report(lines, args.out)
 
 

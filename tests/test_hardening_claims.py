@@ -184,6 +184,29 @@ def test_sighup_and_sigterm_to_the_group_stop_a_run_cleanly_and_it_resumes_exact
     assert events(db, "lost") == []
 
 
+def test_worker_and_export_stop_on_sighup_and_sigterm_with_one_line(tmp_path):
+    db = tmp_path / "s.db"
+    new_study(db, "stops")
+    work = worker(db, "stops")
+    wait_until(lambda: held(db))
+    os.killpg(work.pid, signal.SIGHUP)
+    _, stderr = work.communicate(timeout=30)
+    assert work.returncode == 128 + signal.SIGHUP and stderr.splitlines()[-1].startswith("interrupted: "), stderr
+    assert held(db) == 0 and "Traceback" not in stderr
+    export = subprocess.Popen(larvastudy("export", "stops", "--storage", str(db)), cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_until(lambda: _catches(export.pid, signal.SIGTERM))
+    export.terminate()
+    _, stderr = export.communicate(timeout=30)
+    assert export.returncode == 128 + signal.SIGTERM and stderr.count("\n") == 1 and "interrupted" in stderr, stderr
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (so the command, not Python's start-up, gets it)."""
+    caught = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigCgt"))
+    return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
+
+
 def test_pool_workers_die_with_their_killed_parent(tmp_path):
     db = tmp_path / "s.db"
     new_study(db, "orphans", fixed={"duration": 3.0}, sample={"Npoints": [30]}, Nsims=200)
