@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 import tomllib
@@ -27,7 +28,7 @@ from rich.table import Table
 
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
-from larvastudy.signals import check_stop, stop_on_signals, stop_signal
+from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
 from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 
@@ -120,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     out.print(str(summary), highlight=False)
-    _export(url, name, batch)
+    if code := _export(url, name, batch):
+        return code
     failed = _failed(summary, name)
     out.print(f"{_wall_time():.1f} s in all, start-up and export included", highlight=False)
     return 1 if failed else 0
@@ -154,13 +156,22 @@ def _storage(args: argparse.Namespace) -> tuple[str, optuna.storages.RDBStorage]
 
 
 def _export(url: str, name: str, batch: Batch | None = None) -> int:
+    """Export study ``name``: 0, or the exit code of a stop signal, which a one-line message explains."""
     from larvastudy.export import export_study
-    from larvastudy.study.storage import default_outdir, open_storage
+    from larvastudy.study.storage import default_outdir, display_url, open_storage, storage_url
     from larvastudy.study.study import load_study
 
-    study, batch = load_study(open_storage(url, create=False), name, batch)
     outdir = default_outdir(name)
-    par_df, figs, skipped = export_study(study, batch, outdir, storage_url=url)
+    try:
+        study, batch = load_study(open_storage(url, create=False), name, batch)
+        par_df, figs, skipped = export_study(study, batch, outdir, storage_url=url)
+    except KeyboardInterrupt as stop:
+        forget_stop()
+        where = "" if url == storage_url(None) else f" --storage {shlex.quote(display_url(url))}"
+        err.print(f"interrupted: the export of study {name!r} to {outdir} stopped before it finished (every stored "
+                  f"simulation is kept); redo it with: larvastudy export {shlex.quote(name)}{where}",
+                  markup=False, highlight=False)
+        return 128 + stop_signal(stop)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
     out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(figs)) or 'none yet'})")
     if skipped:
@@ -354,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
         run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
-        run.add_argument("--grace", type=float, default=GRACE,
+        run.add_argument("--grace", type=_grace, default=GRACE,
                          help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
         log_every(run)
         fit = run.add_argument_group("fitting (adaptive samplers)")
@@ -376,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
         storage(worker)
         worker.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (default 0)")
-        worker.add_argument("--grace", type=float, default=GRACE,
+        worker.add_argument("--grace", type=_grace, default=GRACE,
                             help=f"seconds before a silent worker's simulations are rerun (default {GRACE:.0f})")
         worker.add_argument("--chunk-size", type=int,
                             help="simulations per claim and engine call (default: automatic)")
@@ -454,6 +465,20 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
 _python_show_warning = warnings.showwarning
 
 
+def _grace(text: str) -> float:
+    """A ``--grace`` value: seconds in the range :func:`larvastudy.execution.check_grace` allows."""
+    from larvastudy.execution import check_grace
+
+    try:
+        value: object = float(text)
+    except ValueError:  # not a number: check_grace says so
+        value = text
+    try:
+        return check_grace(value)
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -482,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"larvastudy: error: {problem}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt as stop:
-        err.print("larvastudy: interrupted", markup=False)
+        err.print(f"larvastudy: interrupted ({signal.Signals(stop_signal(stop)).name})", markup=False)
         return 128 + stop_signal(stop)
 
 

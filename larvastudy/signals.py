@@ -1,4 +1,7 @@
-"""Ctrl-C and SIGTERM during a command: both stop it the same way, and short writes finish before they do."""
+"""Ctrl-C, SIGTERM and SIGHUP during a command: all stop it the same way, and short writes finish before they do.
+
+A stop signal that was ignored when the block began (``nohup`` ignores SIGHUP) stays ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +11,38 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+#: The signals that stop a command: Ctrl-C, a scheduler's or ``kill``'s stop request, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 #: Stop signals received inside :func:`stop_on_signals` and not yet acted on (see :func:`check_stop`).
 _received: list[int] = []
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a cluster scheduler's or ``kill``'s stop request), raised where Ctrl-C would be."""
+    """SIGTERM or SIGHUP (``signum``), raised where Ctrl-C would be."""
 
-    signum = signal.SIGTERM
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def stop_signal(stop: KeyboardInterrupt) -> int:
-    """The signal behind ``stop``: SIGTERM for :class:`Terminated`, else SIGINT (Ctrl-C)."""
+    """The signal behind ``stop``: that of a :class:`Terminated`, else SIGINT (Ctrl-C)."""
     return int(getattr(stop, "signum", signal.SIGINT))
 
 
 def _interrupt(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _handled() -> list[int]:
+    """The stop signals this process does not ignore."""
+    return [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
 
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Inside the block, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` (a
-    KeyboardInterrupt), so that a command stops on either as cleanly as on Ctrl-C. Each is also
+    """Inside the block, SIGINT raises KeyboardInterrupt and SIGTERM or SIGHUP :class:`Terminated` (a
+    KeyboardInterrupt), so that a command stops on any of them as cleanly as on Ctrl-C. Each is also
     remembered until :func:`check_stop` or the end of the block: an exception raised while Python
     runs a finaliser is printed and dropped ("Exception ignored in ..."), and the request must not be.
     Only the main thread can take signals: elsewhere the block runs unchanged."""
@@ -42,7 +54,7 @@ def stop_on_signals() -> Iterator[None]:
         _received.append(signum)
         raise _interrupt(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in _handled()}
     try:
         yield
     finally:
@@ -64,13 +76,12 @@ def forget_stop() -> None:
 
 @contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Ctrl-C or SIGTERM inside the block takes effect when it ends, so a write is never cut halfway."""
+    """A stop signal inside the block takes effect when it ends, so a write is never cut halfway."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in _handled()}
     try:
         yield
     finally:

@@ -1,5 +1,5 @@
-"""Stop signals: SIGTERM stops like Ctrl-C, a stop swallowed on the way is still acted on, and a write
-in progress finishes first."""
+"""Stop signals: SIGTERM and SIGHUP stop like Ctrl-C (unless ignored, as under nohup), a stop swallowed on
+the way is still acted on, and a write in progress finishes first."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ def test_a_write_finishes_before_the_stop():
             os.kill(os.getpid(), signal.SIGINT)
             done.append("written")
     assert done == ["written"]
+
+
+def test_sighup_stops_like_sigterm_unless_it_was_ignored():
+    with stop_on_signals():
+        with pytest.raises(Terminated) as stop:
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert stop_signal(stop.value) == signal.SIGHUP
+        forget_stop()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with stop_on_signals(), uninterrupted():
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing raised, now or at the end of the blocks
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

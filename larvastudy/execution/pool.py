@@ -22,7 +22,7 @@ POLL = 0.5
 #: "fork" on Linux: workers start in milliseconds with the engine already imported, and scripts
 #: without an ``if __name__ == "__main__"`` guard (like the Batch page's examples) still work, where
 #: spawn and forkserver re-import the user's script. Workers never touch the parent's storage
-#: connections and are stopped with SIGTERM, so no inherited SQLAlchemy connection is ever used or
+#: connections and are stopped with SIGKILL, so no inherited SQLAlchemy connection is ever used or
 #: closed in a child. Elsewhere fork is unsafe (macOS) or absent (Windows): spawn.
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
@@ -90,10 +90,10 @@ class WorkerPool:
         self.terminate()
 
     def terminate(self) -> None:
-        """Stop every worker now."""
+        """Stop every worker now (SIGKILL: workers ignore the stop signals, which are their parent's)."""
         for proc in self._procs:
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()
         for proc in self._procs:
             proc.join()
 

@@ -5,13 +5,13 @@ claims batches of simulations in the study's claim table (:mod:`larvastudy.study
 in its worker processes, keeps its claims leased with a heartbeat, and stores each batch's trials in
 one transaction, only for the claims it still holds. A process returns once no simulation is left
 pending or running. One that dies (kill -9, machine lost) leaves claims whose lease expires after
-``grace`` seconds (at once for a dead process on the same machine); the others then rerun them and
-keep the lost try in the claims' audit table. A claim holds about a second or two of engine work
+``grace`` seconds (at once for a dead process of this machine and PID namespace); the others then rerun
+them and keep the lost try in the claims' audit table. A claim holds about a second or two of engine work
 (:class:`~larvastudy.execution.plan.ClaimSizer`), so progress moves smoothly, a lost process costs little
 and a process that joins gets work at once. A simulation that raises records a FAIL trial with its error
 and is retried up to ``retries`` times; after that it is given up until the next run or worker starts.
 
-Ctrl-C or SIGTERM stops a run within about two seconds: the chunks that finish in that time are
+Ctrl-C, SIGTERM or SIGHUP stops a run within about two seconds: the chunks that finish in that time are
 stored, and what was still claimed goes back to pending (kept in the audit table, no FAIL trial).
 """
 
@@ -41,6 +41,9 @@ from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
+#: The allowed range of ``grace``. The heartbeat renews leases every ``grace / 4`` seconds: below 2 s a
+#: renewal waiting on a busy database could come too late and other processes would take live claims.
+MIN_GRACE, MAX_GRACE = 2.0, 86_400.0
 #: Seconds between checks, once nothing is left to claim, for simulations other processes finish or lose.
 WAIT = 1.0
 #: Seconds a stopped run waits for the chunks its workers are running, to store them.
@@ -78,7 +81,7 @@ class SweepSummary:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM (``signum``) stopped the sweep; finished simulations are stored, the rest are
+    """Ctrl-C, SIGTERM or SIGHUP (``signum``) stopped the sweep; finished simulations are stored, the rest are
     pending, and running the sweep again resumes it."""
 
     def __init__(self, summary: SweepSummary, signum: int):
@@ -99,6 +102,14 @@ def worker_count(n_jobs: int) -> int:
     return n_jobs
 
 
+def check_grace(grace: object) -> float:
+    """``grace`` if it is a number of seconds from :data:`MIN_GRACE` to :data:`MAX_GRACE`, else a SpecError."""
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not MIN_GRACE <= grace <= MAX_GRACE:
+        raise SpecError(f"grace must be a number of seconds from {MIN_GRACE:g} to {MAX_GRACE:g} (leases are renewed "
+                        f"every grace/4 s), got {grace!r}")
+    return float(grace)
+
+
 def _positive_int(value: object, minimum: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
@@ -114,7 +125,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
     a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
     in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
-    option, and :class:`SweepInterrupted` on Ctrl-C or SIGTERM.
+    option, and :class:`SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
 
     ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
     makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
@@ -137,8 +148,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         raise SpecError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     if not _positive_int(retries, 0):
         raise SpecError(f"retries must be a whole number >= 0, got {retries!r}")
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace > 0:
-        raise SpecError(f"grace must be a number of seconds > 0, got {grace!r}")
+    check_grace(grace)
     url, name = storage_url(storage), study_name or batch.name
     with setup_lock(url):
         rdb = open_storage(url)
@@ -224,14 +234,15 @@ class _Run:
 
     def stop(self, pool: WorkerPool, book: ClaimBook) -> None:
         """Store what the workers finish within :data:`STOP_WAIT` seconds and give back the rest (at once on
-        a second Ctrl-C)."""
+        a second Ctrl-C; whatever else goes wrong meanwhile, e.g. a progress line to a terminal that hung up)."""
         try:
             for outcomes in pool.stop(STOP_WAIT):
                 self.record(book, outcomes)
         except KeyboardInterrupt:
             pool.terminate()
-        with uninterrupted():
-            self._released = book.release()
+        finally:
+            with uninterrupted():
+                self._released = book.release()
 
     def record(self, book: ClaimBook, outcomes: list[Outcome]) -> None:
         """Store ``outcomes`` (a signal waits until the transaction is over: one cut short could leave the

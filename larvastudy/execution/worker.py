@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import queue
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,7 @@ import numpy as np
 
 from larvastudy.engine import SimResult
 from larvastudy.execution.plan import simulation_cost
+from larvastudy.signals import STOP_SIGNALS
 from larvastudy.spec.batch import Batch, Optimization
 from larvastudy.spec.objective import distance
 from larvastudy.study.records import Outcome, Task
@@ -22,8 +25,10 @@ from larvastudy.study.records import Outcome, Task
 #: The default is :func:`larvastudy.engine.simulate_many`; benchmarks pass a no-op. It must be picklable
 #: (a module-level function) where worker processes are spawned rather than forked.
 Simulate = Callable[[Sequence[tuple[Mapping[str, Any], int]]], list[SimResult]]
-#: Seconds between checks, while idle, that the parent process is still alive.
+#: Seconds between checks, while idle, that the parent process is still alive (where the kernel cannot tell us).
 PARENT_CHECK = 1.0
+#: ``prctl`` option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
 
 
 def objective(batch: Batch, result: SimResult) -> float:
@@ -75,14 +80,24 @@ def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, fin
 
 def worker_main(batch: Batch, simulate: Simulate, inbox: Any, results: Any, worker_id: int, parent_pid: int) -> None:
     """Process entry point: run the chunks put in ``inbox``, put ``(worker_id, outcomes)`` in ``results``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent stops a worker with SIGTERM, whatever it inherited
+    for sig in STOP_SIGNALS:  # a terminal's or scheduler's signal to the whole group is for the parent, which
+        signal.signal(sig, signal.SIG_IGN)  # stops the workers itself (SIGKILL): none dies as a failed chunk
+    _die_with(parent_pid)
     results.cancel_join_thread()  # never block at exit on a parent that is gone
     while True:
         try:
             tasks = inbox.get(timeout=PARENT_CHECK)
         except queue.Empty:
-            if os.getppid() != parent_pid:  # the parent was killed: do not linger as an orphan
+            if os.getppid() != parent_pid:  # the parent was killed (where _die_with cannot tell the kernel)
                 os._exit(0)  # skip interpreter cleanup: a lock inherited from another parent thread could hang it
             continue
         results.put((worker_id, run_chunk(batch, tasks, simulate)))
+
+
+def _die_with(parent_pid: int) -> None:
+    """On Linux, have the kernel kill this process the moment its parent dies (``PR_SET_PDEATHSIG``), even
+    in the middle of a chunk; if the parent is already gone, exit now."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)

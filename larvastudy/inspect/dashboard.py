@@ -83,7 +83,7 @@ def dashboard_url(server: WSGIServer, study_id: int | None = None) -> str:
 
 
 def serve(server: WSGIServer) -> None:
-    """Serve until Ctrl-C or SIGTERM (a KeyboardInterrupt: the way to stop it, not an interruption), then
+    """Serve until Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt: the way to stop it, not an interruption), then
     close the socket."""
     try:
         server.serve_forever()

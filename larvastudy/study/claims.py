@@ -9,13 +9,19 @@ grid point x Nsims + replicate) in one of four states:
 - ``done``: its COMPLETE trial is stored;
 - ``failed``: it failed more than ``retries`` times; the next run or worker to start makes it pending.
 
-A running claim whose lease expired, or whose owner is a dead process on this machine, is *stale*:
-nothing runs it, and the next claim takes it again. A process claims a batch in one transaction
-(``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). Results are
-stored in one transaction together with their trials, and only for claims their writer still owns:
-each simulation gets exactly one COMPLETE trial however many processes race, die or report late.
+A running claim whose lease expired, or whose owner provably died, is *stale*: nothing runs it, and
+the next claim of another process takes it again (a process never takes back its own claims: its
+workers still run them). An owner (:mod:`larvastudy.study.owner`) provably died only if it was a process
+of this host, this boot and this PID namespace that is gone (a kill -9 is noticed at once); an owner
+in another container with the same host name (Docker ``--network host``, Kubernetes ``hostNetwork``),
+or on another machine, is only ever freed by its lease.
 
-Work that was stopped (Ctrl-C, SIGTERM) or lost (its process died or went silent) is not a failure:
+A process claims a batch in one transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite). Results are stored in one transaction together with their trials, and
+only for claims their writer still owns: each simulation gets exactly one COMPLETE trial however many
+processes race, die or report late.
+
+Work that was stopped (Ctrl-C, SIGTERM, SIGHUP) or lost (its process died or went silent) is not a failure:
 it goes back to pending with no FAIL trial, and table ``larvastudy_claim_events`` keeps the audit:
 which simulation, whose claim, when, and why.
 """
@@ -24,10 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,6 +46,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from larvastudy.spec.batch import Batch
+from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -103,30 +107,6 @@ def _mysql_clock(element: _Clock, compiler: Any, **kw: Any) -> str:
     return "UNIX_TIMESTAMP(NOW(6))"
 
 
-def owner_id() -> str:
-    """A name for this process that no other process, here or elsewhere, ever had: ``host:pid:nonce``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _dead(owner: str) -> bool:
-    """Whether ``owner`` is a process of this machine that no longer runs (never true for other machines)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a killed process its parent has not reaped yet is a zombie
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return False
-
-
 def claim_counts(engine: sqlalchemy.Engine, study_id: int) -> dict[str, int]:
     """Simulations of a study per claim state, running ones split into running and :data:`STALE`
     (all 0 if no run has set up its claims yet)."""
@@ -154,14 +134,15 @@ def _counts(session: Session, study_id: int) -> dict[str, int]:
 
 
 def _dead_owners(session: Session, study_id: int, me: str | None = None) -> list[str]:
-    """Owners of the study's running claims that are dead processes of this machine (never ``me``)."""
+    """Owners of the study's running claims that provably died (never ``me``)."""
     owners = session.execute(select(_C.owner).distinct().where(_C.study_id == study_id, _C.state == RUNNING))
-    return [owner for owner in owners.scalars() if owner != me and _dead(owner)]
+    return [owner for owner in owners.scalars() if owner != me and is_dead(owner)]
 
 
-def _stale(dead: list[str]) -> Any:
-    """The condition of a stale claim (see the module), ``dead`` being :func:`_dead_owners`."""
-    return and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
+def _stale(dead: list[str], me: str | None = None) -> Any:
+    """The condition of a stale claim (see the module), ``dead`` being :func:`_dead_owners`; never one of ``me``'s."""
+    stale = and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
+    return stale if me is None else and_(stale, _C.owner != me)
 
 
 @dataclass(frozen=True)
@@ -227,7 +208,7 @@ class ClaimBook:
             dead = _dead_owners(session, self._study_id, self.owner)
             rows = session.execute(
                 select(_C.task, _C.state, _C.owner, _C.tries)
-                .where(_C.study_id == self._study_id, or_(_C.state == PENDING, _stale(dead)))
+                .where(_C.study_id == self._study_id, or_(_C.state == PENDING, _stale(dead, self.owner)))
                 .order_by(_C.task).limit(most).with_for_update(skip_locked=True)).all()
             if not rows:
                 return []
@@ -242,7 +223,7 @@ class ClaimBook:
 
         return self._transact(claim)
 
-    def release(self, why: str = "stopped (Ctrl-C or SIGTERM) before finishing") -> int:
+    def release(self, why: str = "stopped (Ctrl-C, SIGTERM or SIGHUP) before finishing") -> int:
         """Give back every claim this process holds, unfinished (call once its workers are stopped): they
         become pending with no failure counted, each kept as an :data:`INTERRUPTED` event. Returns how many."""
 
