@@ -103,12 +103,13 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the version to compare with")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    started = time.strftime("%Y-%m-%d %H:%M")
+    started, load = time.strftime("%Y-%m-%d %H:%M"), os.getloadavg()[0]
     results = {f"before ({commit(args.before)})": run_version(args.nsims, args.before.resolve())} if args.before else {}
     results[f"now ({commit(Path(__file__).parent)})"] = run_version(args.nsims, None)
     lines = [f"storage benchmark ({started}): dish, Npoints = [1, 2], duration 0.05 min, Nsims = {args.nsims:,} "
              f"({2 * args.nsims:,} simulations); `larvastudy run FILE -j 2` from an empty SQLite storage, then "
-             "`larvastudy export` and `larvastudy report` alone; peak = largest process RSS"]
+             "`larvastudy export` and `larvastudy report` alone; peak = largest process RSS; load average "
+             f"{load:.1f} before, {os.getloadavg()[0]:.1f} after (other processes make times noisy; sizes are exact)"]
     lines += [line(label, r) for label, r in results.items()]
     if args.before:
         before, now = results.values()
