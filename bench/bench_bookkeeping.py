@@ -24,7 +24,7 @@ import optuna
 from larvastudy.engine import SimResult
 from larvastudy.execution import run_batch
 from larvastudy.spec.batch import Batch, batch_from_kwargs
-from larvastudy.study import grid_sampler, search_space
+from larvastudy.study import search_space
 from larvastudy.study.pgserver import available, temporary_postgres
 
 SIZES = (1_000, 10_000)
@@ -51,7 +51,8 @@ def larvastudy_rate(batch: Batch, url: str) -> tuple[int, float]:
 
 def naive_rate(batch: Batch, url: str, budget: float) -> tuple[int, float]:
     space = search_space(batch)
-    study = optuna.create_study(study_name=f"naive{batch.grid_size}", storage=url, sampler=grid_sampler(batch))
+    study = optuna.create_study(study_name=f"naive{batch.grid_size}", storage=url,
+                                sampler=optuna.samplers.GridSampler(space, seed=batch.seed))
     start = time.perf_counter()
     study.optimize(lambda trial: [trial.suggest_categorical(k, v) for k, v in space.items()] and 0.0,
                    n_trials=batch.grid_size, timeout=budget)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session
 
 from larvastudy.spec.batch import REPLICATE, Batch
-from larvastudy.study.grid import distributions, grid_ids, search_space
+from larvastudy.study.grid import GRID_ID, distributions, grid_ids
 
 if TYPE_CHECKING:  # pandas is imported where it is used: workers import this module and never need it
     import pandas as pd
@@ -55,16 +55,17 @@ class Outcome:
 class TrialFactory:
     """Turns outcomes of one Batch into FrozenTrials in the layout the exporter reads.
 
-    COMPLETE trials of a Cartesian grid carry GridSampler's ``search_space``/``grid_id`` system
-    attributes. FAIL trials do not, so that GridSampler, unlike with its own failed trials
-    (optuna#4721), still sees their grid point as unvisited. The ``tries`` user attribute numbers the
-    tries of a simulation.
+    COMPLETE trials of a Cartesian grid carry GridSampler's ``grid_id`` system attribute, and nothing
+    whose size grows with the grid: the search space is stored once on the study
+    (:data:`~larvastudy.study.grid.SPACE_ATTR`). FAIL trials carry no ``grid_id``, so that GridSampler,
+    unlike with its own failed trials (optuna#4721), still sees their grid point as unvisited. The
+    ``tries`` user attribute numbers the tries of a simulation.
     """
 
     def __init__(self, batch: Batch):
         self._points = batch.points()
         self._dists = distributions(batch)
-        self._grid = (search_space(batch), grid_ids(batch)) if batch.space.is_product else None
+        self._grid_ids = grid_ids(batch) if batch.space.is_product else None
 
     def trial(self, outcome: Outcome) -> FrozenTrial:
         task = outcome.task
@@ -72,9 +73,8 @@ class TrialFactory:
         system_attrs = {}
         if outcome.error is None:
             state = TrialState.COMPLETE
-            if self._grid is not None:
-                space, ids = self._grid
-                system_attrs = {"search_space": space, "grid_id": int(ids[task.point, task.replicate])}
+            if self._grid_ids is not None:
+                system_attrs = {GRID_ID: int(self._grid_ids[task.point, task.replicate])}
         else:
             state = TrialState.FAIL
             user_attrs["error"] = outcome.error
@@ -123,7 +123,7 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
     """The rows of the value, param and attribute tables, per table (attributes as JSON)."""
     tables: dict[type, list[dict]] = {models.TrialValueModel: [], models.TrialParamModel: [],
                                       models.TrialUserAttributeModel: [], models.TrialSystemAttributeModel: []}
-    shared: dict[int, tuple[Any, str]] = {}  # JSON of objects many trials share: search space, distributions
+    shared: dict[int, tuple[Any, str]] = {}  # JSON of objects many trials share: distributions
 
     def dumps(value: Any, encode: Callable[[Any], str] = json.dumps) -> str:
         if isinstance(value, (int, float, str, bool)) or value is None:
@@ -167,8 +167,9 @@ def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -
 
     With an RDB storage it reads Optuna's tables with three set-based queries (Optuna internals, pinned by
     ``optuna<6``, like :func:`add_trials`): ``Study.get_trials`` builds a FrozenTrial per trial with every
-    system attribute (GridSampler's whole search space among them), about 0.6 ms and 50 kB per trial. The
-    tests check that both read the same. Other storages go through ``get_trials``.
+    system attribute, in studies written by versions before 0.2 a copy of the whole grid search space (about
+    0.6 ms and 50 kB per trial). The tests check that both read the same. Other storages go through
+    ``get_trials``.
     """
     import pandas as pd
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from larvastudy.errors import SpecError
 from larvastudy.spec.batch import REPLICATE, Batch
-from larvastudy.study.grid import grid_sampler
+from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.storage import display_url
 
 #: Study user attribute holding ``Batch.to_dict()``.
@@ -26,7 +26,9 @@ _IDENTITY = ("experiment", "sample", "fixed", "Nsims", "metrics", "optimization"
 
 
 def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: str) -> optuna.Study:
-    """The study ``study_name`` for ``batch``: created if new, else checked to hold the same sweep."""
+    """The study ``study_name`` for ``batch``: created if new, else checked to hold the same sweep. A
+    Cartesian grid's search space is stored on the study, once (its trials carry only ``grid_id``;
+    see :mod:`larvastudy.study.grid`), also on a study made by an earlier version, whose trials each carry it."""
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
                                 direction=batch.direction, load_if_exists=True)
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
@@ -34,6 +36,8 @@ def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: st
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
                             "sweep another study name (--study-name)")
         _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
+    if batch.space.is_product:
+        share_space(study, search_space(batch))
     return study
 
 
