@@ -136,7 +136,7 @@ def test_the_gridsampler_internals_it_relies_on_are_optunas():
 
 
 def written_before_issue_16(db: Path, batch: Batch) -> None:
-    """Rewrite a study's SQLite file as larvastudy wrote it before version 0.2 (with ``add_trials``, in
+    """Rewrite a study's SQLite file as earlier larvastudy versions wrote it (with ``add_trials``, in
     Optuna's tables): the search space on every COMPLETE trial (the storage API refuses to change a
     finished trial), none on the study."""
     space = json.dumps(search_space(batch))

@@ -167,7 +167,7 @@ def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -
 
     With an RDB storage it reads Optuna's tables with three set-based queries (Optuna internals, pinned by
     ``optuna<6``, like :func:`add_trials`): ``Study.get_trials`` builds a FrozenTrial per trial with every
-    system attribute, in studies written by versions before 0.2 a copy of the whole grid search space (about
+    system attribute, in studies written by earlier versions a copy of the whole grid search space (about
     0.6 ms and 50 kB per trial). The tests check that both read the same. Other storages go through
     ``get_trials``.
     """
