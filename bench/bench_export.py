@@ -61,7 +61,8 @@ def export_once(url: str, name: str, outdir: str) -> None:
     study, batch = load_study(open_storage(url), name)
     before = peak_rss_mb()
     start = time.perf_counter()
-    par_df, figs, _ = export_study(study, batch, Path(outdir), storage_url=url)
+    exported = export_study(study, batch, Path(outdir), storage_url=url)
+    par_df, figs = exported.par_df, exported.figures
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "extra_mb": peak_rss_mb() - before, "rows": len(par_df),
                       "figures": len(figs)}))

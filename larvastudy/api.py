@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from larvastudy.execution import FitSummary, ProgressCallback, SweepSummary, run_batch
 from larvastudy.export import export_study
+from larvastudy.names import check_name
 from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import default_outdir, load_study, open_storage, storage_url
 
@@ -27,7 +28,8 @@ class BatchRun:
     ``$LARVASTUDY_STORAGE``); ``study_name``: default the Batch name (``id``, else the experiment);
     ``outdir``: where ``store()`` writes (``.dir``, default ``storage/<study>/``); ``allow_large``:
     permit sweeps above 100,000 simulations; ``targets``: metric values to fit (see
-    :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs.
+    :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs (names: see
+    :mod:`larvastudy.names`).
     """
 
     def __init__(self, experiment: str, sample: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
@@ -39,7 +41,7 @@ class BatchRun:
         self.batch.check_size(allow_large)
         self.allow_large = allow_large
         self.storage = storage_url(storage)
-        self.study_name = study_name
+        self.study_name = study_name if study_name is None else check_name(study_name)
         self._outdir = Path(outdir) if outdir is not None else None
         self.summary: SweepSummary | FitSummary | None = None
         self.par_df: pd.DataFrame | None = None
@@ -63,8 +65,8 @@ class BatchRun:
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
         """(Re)write par_df.csv, the figures and the SQLite par_df table under ``.dir``; figures left out are
         in ``.skipped``."""
-        self.par_df, self.figs, self.skipped = export_study(self.study, self.batch, self.dir,
-                                                            storage_url=self.storage)
+        exported = export_study(self.study, self.batch, self.dir, storage_url=self.storage)
+        self.par_df, self.figs, self.skipped = exported.par_df, exported.figures, exported.skipped
         return self.par_df, self.figs
 
     @property

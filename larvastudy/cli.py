@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import InertParameterWarning, SpecError
+from larvastudy.errors import ExportError, InertParameterWarning, SpecError
+from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
 from larvastudy.spec import paths
@@ -107,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     batch = _batch(args)
     url = storage_url(args.storage)
     fit = args.sampler != "grid"
-    name = args.study_name or (f"{batch.name}-{args.sampler}" if fit else batch.name)
+    default = f"{batch.name}-{args.sampler}" if fit else batch.name
+    name = check_name(default if args.study_name is None else args.study_name)
     warm_start = batch.name if args.warm_start == "" else args.warm_start
     progress = ProgressDisplay(name, err, "trials" if fit else "simulations", args.log_every)
     try:
@@ -121,7 +123,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     out.print(str(summary), highlight=False)
-    if code := _export(url, name, batch):
+    try:
+        code = _export(url, name, batch)
+    except ExportError as error:
+        error.args = (f"{error}; the simulations are stored: `larvastudy export {name}` writes the export again",)
+        raise
+    if code:
         return code
     failed = _failed(summary, name)
     out.print(f"{_wall_time():.1f} s in all, start-up and export included", highlight=False)
@@ -164,7 +171,7 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
     outdir = default_outdir(name)
     try:
         study, batch = load_study(open_storage(url, create=False), name, batch)
-        par_df, figs, skipped = export_study(study, batch, outdir, storage_url=url)
+        exported = export_study(study, batch, outdir, storage_url=url)
     except KeyboardInterrupt as stop:
         forget_stop()
         where = "" if url == storage_url(None) else f" --storage {shlex.quote(display_url(url))}"
@@ -172,10 +179,16 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
                   f"simulation is kept); redo it with: larvastudy export {shlex.quote(name)}{where}",
                   markup=False, highlight=False)
         return 128 + stop_signal(stop)
-    out.print(f"par_df: {outdir / 'par_df.csv'} ({len(par_df)} rows; also table par_df_{name} in the database)")
-    out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(figs)) or 'none yet'})")
-    if skipped:
-        out.print("figures skipped: " + "; ".join(f"{key} ({why})" for key, why in skipped.items()), markup=False)
+    table = f"; also table {exported.tables['par_df']} in the database" if exported.tables else ""
+    out.print(f"par_df: {outdir / 'par_df.csv'} ({len(exported.par_df)} rows{table})", markup=False, highlight=False)
+    out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(exported.figures)) or 'none yet'})", markup=False,
+              highlight=False)
+    if exported.skipped:
+        out.print("figures skipped: " + "; ".join(f"{key} ({why})" for key, why in exported.skipped.items()),
+                  markup=False)
+    if exported.dropped:
+        out.print(f"dropped table {', '.join(exported.dropped)}: an older larvastudy's name for this study's table "
+                  "(tables now carry the study name as it is)", markup=False, highlight=False)
     return 0
 
 
@@ -495,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     except SpecError as error:
         err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+        return error.exit_code
     except Exception as error:
         if "storage" not in vars(args):
             raise

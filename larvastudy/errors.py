@@ -1,8 +1,16 @@
-"""Errors that mean "the user asked for something invalid": the CLI prints them as one line, exit 2."""
+"""Errors the CLI prints as one line: a SpecError means "the user asked for something invalid" (exit 2)."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
 
 
 class SpecError(ValueError):
     """An invalid experiment, parameter, value or Batch definition."""
+
+    #: The CLI's exit code for this error.
+    exit_code = 2
 
 
 class StorageError(SpecError):
@@ -11,3 +19,23 @@ class StorageError(SpecError):
 
 class InertParameterWarning(UserWarning):
     """A parameter that is set or swept but cannot change any result (the CLI prints it as one line)."""
+
+
+class ExportError(SpecError):
+    """An export file or table that could not be written, naming it and the cause. Exit code 2 when the place
+    cannot be written to (read-only, no permission, not a folder), 1 when the disk or database failed (full
+    disk, I/O error)."""
+
+    def __init__(self, what: str, cause: OSError | sqlite3.Error):
+        if isinstance(cause, OSError):
+            text = cause.strerror or str(cause)
+            self.exit_code = 2 if cause.errno in _PLACE_ERRNOS else 1
+        else:
+            text = str(cause)
+            self.exit_code = 2 if "readonly" in text else 1
+        super().__init__(f"cannot write {what}: {text}")
+
+
+#: errno values that mean "this place cannot be written to", not "the write failed".
+_PLACE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                           errno.ENAMETOOLONG})

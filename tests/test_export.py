@@ -28,11 +28,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 GAINS = [float(g) for g in np.linspace(-100, 100, 4)]
 PI_BATCH = Batch(name="PItest_off", experiment="PItest_off", Nsims=2, metrics=("PI", "PI2", "v_mu"),
                  sample={"gain_dict.CS": GAINS, "gain_dict.UCS": GAINS})
-DISH = Batch(name="dish robustness", experiment="dish", Nsims=3, metrics=("v_mu", "cum_dst"),
+DISH = Batch(name="dish_robustness", experiment="dish", Nsims=3, metrics=("v_mu", "cum_dst"),
              sample={"Npoints": [5, 10, 20]})
-PI_3D = Batch(name="PI 3d", experiment="PItest_off", Nsims=1, metrics=("PI", "v_mu"),
+PI_3D = Batch(name="PI_3d", experiment="PItest_off", Nsims=1, metrics=("PI", "v_mu"),
               sample={"gain_dict.CS": GAINS[:2], "gain_dict.UCS": GAINS[:2], "Npoints": [5, 10]})
-MODELS = Batch(name="chemotaxis models", experiment="chemotaxis", Nsims=2,
+MODELS = Batch(name="chemotaxis_models", experiment="chemotaxis", Nsims=2,
                metrics=("final_dst_to_Source", "v_mu"),
                sample={"model": ["explorer", "navigator"],
                        "env_params.odorscape.odor_layers[0].intensity": [0.5, 1.0, 2.0]})
@@ -231,7 +231,8 @@ def test_export_writes_files_and_sqlite_table(tmp_path: Path) -> None:
     study = make_study(trials, sqlite_url(tmp_path), "PItest_off (v1)")
     with sqlite3.connect(db_path) as conn:  # the study layer may run SQLite in WAL mode
         conn.execute("PRAGMA journal_mode=WAL")
-    par_df, figs, _ = export_study(study, PI_BATCH, tmp_path / "out")
+    exported = export_study(study, PI_BATCH, tmp_path / "out")
+    par_df, figs = exported.par_df, exported.figures
 
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} == {"par_df.csv", "summary.csv", "PIs.csv", "figures"}
@@ -241,20 +242,21 @@ def test_export_writes_files_and_sqlite_table(tmp_path: Path) -> None:
     pis = pd.read_csv(out / "PIs.csv", index_col="CS_gain")
     assert pis.shape == (4, 4) and pis.index.tolist() == GAINS
 
-    table = _read_table(db_path, "par_df_PItest_off_v1_")
+    assert exported.tables == {"par_df": "par_df_PItest_off (v1)", "summary": "summary_PItest_off (v1)"}
+    table = _read_table(db_path, "par_df_PItest_off (v1)")
     pd.testing.assert_frame_equal(table.astype(csv.dtypes.to_dict()), csv)
     assert table["state"].tolist().count("FAIL") == 1
 
     study.add_trial(sim_trial(PI_BATCH, 0, 0))  # the missing run completes; re-export replaces the table
     export_study(study, PI_BATCH, out)
-    table = _read_table(db_path, "par_df_PItest_off_v1_")
+    table = _read_table(db_path, "par_df_PItest_off (v1)")
     assert len(table) == 32 and (table["state"] == "COMPLETE").all()
     assert len(optuna.load_study(study_name="PItest_off (v1)", storage=sqlite_url(tmp_path)).trials) == 35
 
 
 def test_export_without_sqlite_storage_writes_files_only(tmp_path: Path) -> None:
-    par_df, figs, _ = export_study(make_study(full_grid(DISH)), DISH, tmp_path / "out")
-    assert set(figs) == {"v_mu_line", "cum_dst_line"}
+    exported = export_study(make_study(full_grid(DISH)), DISH, tmp_path / "out")
+    assert set(exported.figures) == {"v_mu_line", "cum_dst_line"}
     assert not (tmp_path / "out" / "PIs.csv").exists()
     assert not list(tmp_path.glob("*.db"))
 

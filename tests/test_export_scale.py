@@ -58,8 +58,8 @@ def bulk_study(batch: Batch, db: Path, metrics: Callable[[dict[str, Any], int], 
 def big(tmp_path_factory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("big")
     study = bulk_study(BIG, folder / "s.db", _big_metrics)
-    par_df, figs, skipped = export_study(study, BIG, folder / "out")
-    return {"folder": folder, "par_df": par_df, "figs": figs, "skipped": skipped}
+    exported = export_study(study, BIG, folder / "out")
+    return {"folder": folder, "par_df": exported.par_df, "figs": exported.figures, "skipped": exported.skipped}
 
 
 def test_big_grid_tables(big: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ def test_each_point_is_simulated_nsims_times_and_scored_by_the_mean(tmp_path):
         assert trial.value == pytest.approx(np.mean([r["value"] for r in reps]))
         assert trial.user_attrs["PI"] == pytest.approx(np.mean([r["PI"] for r in reps]))
     assert study.best_trial.params == summary.best_params
-    par_df, _, _ = export_study(study, batch, tmp_path / "out")
+    par_df = export_study(study, batch, tmp_path / "out").par_df
     assert len(par_df) == 15 and set(par_df["trial"]) == set(range(5))
 
 

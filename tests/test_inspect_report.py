@@ -129,7 +129,7 @@ def test_export_writes_summary_with_robustness_as_a_table(swept) -> None:
     (["power", "driven", "--delta", "0"], "--delta must be a positive number"),
     (["power", "driven", "--metric", "nope"], "unknown metric 'nope'"),
     (["power", "single"], "no grid point has two completed replicates"),
-    (["report", "driven", "-o", "driven.toml/r.html"], "cannot write the report to driven.toml/r.html"),
+    (["report", "driven", "-o", "driven.toml/r.html"], "cannot write driven.toml/r.html: Not a directory"),
 ])
 def test_bad_requests_are_one_line_exit_2(swept, args, message) -> None:
     result = quick(swept, *args)

@@ -110,7 +110,8 @@ def test_par_df_and_figures_of_a_nested_study(tmp_path):
     batch = dish(NESTED, Nsims=2)
     run_batch(batch, storage=tmp_path / "s.db", n_jobs=2)
     study, _ = load_study(open_storage(storage_url(tmp_path / "s.db")), "space")
-    par_df, figs, _ = export_study(study, batch, tmp_path / "out")
+    exported = export_study(study, batch, tmp_path / "out")
+    par_df, figs = exported.par_df, exported.figures
     assert len(par_df) == batch.grid_size and list(par_df.columns[:3]) == ["model", "decay_coef", "Npoints"]
     assert par_df.loc[par_df["model"] == "explorer", "decay_coef"].isna().all()
     assert set(par_df.loc[par_df["model"] == "navigator", "decay_coef"]) == {0.1, 0.5, 1.0}

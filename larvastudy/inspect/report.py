@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from larvastudy.errors import SpecError
 from larvastudy.export import build_par_df, make_figures, summary_df
+from larvastudy.export.files import write_file
 from larvastudy.export.par_df import completed
 from larvastudy.inspect.sensitivity import (categorical_axes, comparison_figure, comparisons, importance_figure,
                                             importances, main_effect_figure, main_effects)
@@ -80,13 +81,10 @@ def build_report(study: optuna.Study, batch: Any, evaluator: str = "ped-anova") 
 
 
 def write_report(study: optuna.Study, batch: Any, path: Path, evaluator: str = "ped-anova") -> Path:
-    """Write :func:`build_report` to ``path`` (folders created first); returns the path."""
+    """Write :func:`build_report` to ``path`` whole or not at all (folders created first); returns the path.
+    An ExportError if it cannot be written."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(build_report(study, batch, evaluator), encoding="utf-8")
-    except OSError as error:
-        raise SpecError(f"cannot write the report to {path}: {error.strerror or error}") from None
+    write_file(path, build_report(study, batch, evaluator))
     return path
 
 

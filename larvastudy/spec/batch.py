@@ -32,6 +32,7 @@ from larvastudy.engine import available_metrics, canonical
 from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
+from larvastudy.names import check_name
 from larvastudy.spec import paths
 from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.spec.space import Space, is_int, is_number, plain
@@ -117,8 +118,9 @@ class Batch:
     """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.spec.space`) × ``Nsims``
     replicates, or, with a continuous axis, the space an adaptive sampler searches.
 
-    ``check=False`` skips compiling the experiment at every axis value: for a definition that was
-    checked when its study was made (:meth:`from_dict` of a stored one)."""
+    ``check=False`` skips compiling the experiment at every axis value and checking the name (see
+    :mod:`larvastudy.names`): for a definition that was checked when its study was made (:meth:`from_dict`
+    of a stored one, which an older larvastudy may have named otherwise)."""
 
     name: str
     experiment: str
@@ -134,7 +136,9 @@ class Batch:
     check: InitVar[bool] = True
 
     def __post_init__(self, check: bool) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
+        if check:
+            check_name(self.name, "Batch name")  # the default study name: a folder and table names
+        elif not isinstance(self.name, str) or not self.name:
             raise SpecError(f"the Batch name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.description, str):
             raise SpecError(f"description must be a string, got {self.description!r}")

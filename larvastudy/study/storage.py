@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from larvastudy.errors import StorageError
+from larvastudy.names import study_folder
 
 try:
     import fcntl
@@ -252,8 +253,9 @@ def _begin_immediate(connection: sqlalchemy.Connection) -> None:
 
 
 def default_outdir(study_name: str) -> Path:
-    """The default output folder of a study: ``storage/<study>/`` under the working directory."""
-    return Path.cwd() / "storage" / study_name
+    """The default output folder of a study: ``storage/<study>/`` under the working directory (see
+    :func:`larvastudy.names.study_folder`: a SpecError unless that is a study folder inside ``storage/``)."""
+    return study_folder(Path.cwd() / "storage", study_name)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import sqlalchemy
 from sqlalchemy import func, select
 
 from larvastudy.errors import SpecError
+from larvastudy.names import invalid_hint, shown
 from larvastudy.study.storage import display_url
 
 #: The study system attribute where ``Study.set_metric_names`` keeps the objectives' names.
@@ -56,7 +57,8 @@ def read_study(engine: sqlalchemy.Engine, name: str, best: bool = False) -> Stor
     with engine.connect() as con:
         study_id = con.execute(select(study.study_id).where(study.study_name == name)).scalar()
         if study_id is None:
-            raise SpecError(f"no larvastudy study {name!r} in {display_url(str(engine.url))}")
+            raise SpecError(f"no larvastudy study {shown(name)} in {display_url(str(engine.url))}"
+                            f"{invalid_hint(name)}")
         user_attrs = {key: json.loads(value) for key, value in
                       con.execute(select(attrs.key, attrs.value_json).where(attrs.study_id == study_id))}
         names = con.execute(select(system.value_json).where(system.study_id == study_id,

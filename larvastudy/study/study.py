@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from larvastudy.errors import SpecError
+from larvastudy.names import check_name, invalid_hint, shown
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.storage import display_url
@@ -26,9 +27,11 @@ _IDENTITY = ("experiment", "sample", "fixed", "Nsims", "metrics", "optimization"
 
 
 def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: str) -> optuna.Study:
-    """The study ``study_name`` for ``batch``: created if new, else checked to hold the same sweep. A
-    Cartesian grid's search space is stored on the study, once (its trials carry only ``grid_id``;
-    see :mod:`larvastudy.study.grid`), also on a study made by an earlier version, whose trials each carry it."""
+    """The study ``study_name`` for ``batch``: created if new (its name checked, see :mod:`larvastudy.names`),
+    else checked to hold the same sweep. A Cartesian grid's search space is stored on the study, once (its
+    trials carry only ``grid_id``; see :mod:`larvastudy.study.grid`), also on a study made by an earlier
+    version, whose trials each carry it."""
+    _check_new_name(storage, study_name)
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
                                 direction=batch.direction, load_if_exists=True)
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
@@ -45,7 +48,8 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
                    sampler: optuna.samplers.BaseSampler, multi: bool) -> optuna.Study:
     """The adaptive-fit study ``study_name`` for ``batch``, created if new (one objective, or one per target
     when ``multi``), else checked to hold the same Batch and objectives. Its sampler may change between
-    runs (e.g. random search first, then TPE)."""
+    runs (e.g. random search first, then TPE). A new study's name is checked as :func:`open_study`'s."""
+    _check_new_name(storage, study_name)
     directions = ["minimize"] * len(batch.targets) if multi else [batch.direction]
     names = [f"{m}_error" for m in batch.targets] if multi else [batch.objective_name()]
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
@@ -83,6 +87,14 @@ def _adopt(study: optuna.Study, batch: Batch, storage: optuna.storages.RDBStorag
     return True
 
 
+def _check_new_name(storage: optuna.storages.RDBStorage, study_name: str) -> None:
+    """A SpecError if there is no study ``study_name`` yet and that is not a valid name for one."""
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        check_name(study_name)
+
+
 def is_fit(study: optuna.Study) -> bool:
     """Whether ``study`` is an adaptive fit (a trial per proposed point) rather than a grid sweep."""
     return SAMPLER_ATTR in study.user_attrs
@@ -94,7 +106,8 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise SpecError(f"no larvastudy study {study_name!r} in {display_url(storage.url)}") from None
+        raise SpecError(f"no larvastudy study {shown(study_name)} in {display_url(storage.url)}"
+                        f"{invalid_hint(study_name)}") from None
     stored = stored_batch(study.user_attrs, study_name, storage.url)
     if batch is None:
         batch = stored
