@@ -135,7 +135,7 @@ def test_the_gridsampler_internals_it_relies_on_are_optunas():
     assert set(study.trials[0].system_attrs) == {"grid_id", "search_space"}
 
 
-def written_before_issue_16(db: Path, batch: Batch) -> None:
+def written_by_an_earlier_version(db: Path, batch: Batch) -> None:
     """Rewrite a study's SQLite file as earlier larvastudy versions wrote it (with ``add_trials``, in
     Optuna's tables): the search space on every COMPLETE trial (the storage API refuses to change a
     finished trial), none on the study."""
@@ -150,12 +150,12 @@ def written_before_issue_16(db: Path, batch: Batch) -> None:
 def old_partial(tmp_path) -> tuple[Batch, Path]:
     batch, db = dish(3), tmp_path / "old.db"
     run_batch(batch, storage=db, simulate=failing_simulate)
-    written_before_issue_16(db, batch)
+    written_by_an_earlier_version(db, batch)
     assert sql(db, "select count(*) from trial_system_attributes where key = 'search_space'") == [(3,)]
     return batch, db
 
 
-def test_a_study_written_before_issue_16_resumes_and_exports(old_partial, tmp_path):
+def test_a_study_written_by_an_earlier_version_resumes_and_exports(old_partial, tmp_path):
     batch, db = old_partial
     summary = run_batch(batch, storage=db, simulate=noop_simulate)
     assert (summary.complete, summary.failed) == (6, 0)
@@ -164,12 +164,12 @@ def test_a_study_written_before_issue_16_resumes_and_exports(old_partial, tmp_pa
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert simulations(done) == [(n, r) for n in (2, 3) for r in range(3)]
     assert [len(t.system_attrs) for t in done] == [2, 2, 2, 1, 1, 1]  # old trials keep their copy
-    par_df, _, _ = export_study(*load_study(open_storage(storage_url(db)), "sweep"), tmp_path / "out")
+    par_df = export_study(*load_study(open_storage(storage_url(db)), "sweep"), tmp_path / "out").par_df
     assert sorted(zip(par_df["Npoints"], par_df["replicate"])) == simulations(done)
     assert (par_df["state"] == "COMPLETE").all()
 
 
-def test_gridsampler_continues_a_study_written_before_issue_16(old_partial, tmp_path):
+def test_gridsampler_continues_a_study_written_by_an_earlier_version(old_partial, tmp_path):
     batch, db = old_partial
     copy = tmp_path / "copy.db"
     with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from larvastudy.errors import ExportError
+from larvastudy.study.owner import is_dead, owner_id
 
-#: Prefix of a staging folder: ``.export-<pid>@<host>.<random>``.
+#: Prefix of a staging folder: ``.export-<owner id>@<random>`` (see :mod:`larvastudy.study.owner`).
 _STAGING = ".export-"
 
 
@@ -61,7 +61,7 @@ def staging(folder: Path) -> Iterator[Staging]:
     try:
         _make_folder(folder)
         _remove_abandoned(folder)
-        staged = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}@{socket.gethostname()}.", dir=folder))
+        staged = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{owner_id()}@", dir=folder))
         stage = Staging(folder, staged)
         try:
             yield stage
@@ -107,19 +107,8 @@ def _flush(path: Path) -> None:
 
 
 def _remove_abandoned(folder: Path) -> None:
-    """Remove the staging folders in ``folder`` of exports on this machine whose process is gone."""
-    host = socket.gethostname()
+    """Remove the staging folders in ``folder`` of exports whose process provably died (never one of
+    another machine or container: :func:`larvastudy.study.owner.is_dead`)."""
     for staged in folder.glob(f"{_STAGING}*"):
-        pid, _, rest = staged.name.removeprefix(_STAGING).partition("@")
-        if rest.rpartition(".")[0] == host and pid.isdigit() and not _alive(int(pid)):
+        if is_dead(staged.name.removeprefix(_STAGING).rpartition("@")[0]):
             shutil.rmtree(staged, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True

@@ -338,7 +338,7 @@ class Batch:
                         raise SpecError(f"{owners[path]!r} and {name!r} set the same parameter {path}")
                     _check_effect(context, name, path, inert)
         for name, why in inert.items():
-            warnings.warn(InertParameterWarning(f"{name!r} {why}"), stacklevel=3)
+            warnings.warn(InertParameterWarning(f"{name!r} {why}"), stacklevel=4)
 
 
 def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> None:
