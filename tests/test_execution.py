@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from larvastudy.errors import SpecError
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import trial_seed
+from larvastudy.export import build_par_df
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, storage_url
 
@@ -180,8 +181,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference.db"
     run_batch(batch, storage=reference, n_jobs=1)
     assert results(db) == results(reference), f"seed {seed}"
-    export = pytest.importorskip("larvastudy.export")
-    tables = [export.build_par_df(load_study(open_storage(storage_url(p)), "sweep")[0], batch).drop(
+    tables = [build_par_df(load_study(open_storage(storage_url(p)), "sweep")[0], batch).drop(
         columns=["trial", "duration_s"]) for p in (db, reference)]
     assert tables[0].equals(tables[1])
 

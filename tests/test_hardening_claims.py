@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from conftest import missing
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
@@ -111,8 +112,9 @@ def test_a_zombie_owner_is_dead():
     child.wait()
 
 
-@pytest.mark.skipif(not can_unshare(), reason="needs `unshare --pid --fork --mount-proc` (root or user namespaces)")
 def test_workers_in_two_pid_namespaces_with_one_host_name_steal_nothing(tmp_path):
+    if not can_unshare():
+        missing("needs `unshare --pid --fork --mount-proc` (root or user namespaces)")
     db = tmp_path / "s.db"
     total = new_study(db, "boxes")
     host = worker(db, "boxes")

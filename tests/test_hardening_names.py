@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from conftest import missing
 from larvastudy.api import BatchRun
 from larvastudy.errors import SpecError
 from larvastudy.export.tables import write_tables
@@ -186,7 +187,7 @@ def mounted(path: Path, *mount_args: str) -> Iterator[Path]:
     path.mkdir(exist_ok=True)
     done = subprocess.run(["mount", *mount_args, str(path)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount here ({done.stderr.strip() or 'mount failed'}); needs root")
+        missing(f"cannot mount here ({done.stderr.strip() or 'mount failed'}); needs root")
     try:
         yield path
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from conftest import missing
 from larvastudy.cli import main
 from larvastudy.execution import run_batch
 from larvastudy.spec.batch import batch_from_kwargs
@@ -104,8 +105,9 @@ def test_api_lists_the_study_with_trials_params_metrics_and_seeds(dashboard) -> 
         assert {"PI", "v_mu", "seed"} <= set(attrs) and -1 <= float(attrs["PI"]) <= 1 and int(attrs["seed"]) >= 0
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (.ci/run installs it)")
 def test_headless_chromium_renders_the_study_and_its_trials(dashboard, tmp_path) -> None:
+    if shutil.which("chromium") is None:
+        missing("chromium not installed (.ci/run installs it)")
     result = subprocess.run(["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}", "--virtual-time-budget=10000",
                              "--dump-dom", f"{dashboard.url}/trials"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
