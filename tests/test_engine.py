@@ -152,3 +152,13 @@ def test_feeding_models_run_in_an_arena_without_food(model):
     config = apply_overrides(experiment_tree("dish"), {"duration": 0.2, "model": model})
     result = simulate(config, seed=2)
     assert np.isfinite(result.per_larva["v_mu"]).all() and result.value("v_mu") > 0
+
+
+def test_several_sources_of_one_odor_give_the_same_results_alone_and_batched():
+    """patchy_food has several sources per odor layer: their sum must not depend on how many larvae share
+    the step (a BLAS matrix product did: dispersal differed in the last bits, then grew over the run)."""
+    jobs = [(tree("patchy_food", duration=0.7), seed) for seed in range(8)]
+    for job, together in zip(jobs, simulate_many(jobs)):
+        alone = simulate(*job)
+        for name, values in alone.per_larva.items():
+            np.testing.assert_array_equal(together.per_larva[name], values, err_msg=name)

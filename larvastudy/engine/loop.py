@@ -115,10 +115,14 @@ class BatchRun:
             self.odor_int = per_larva([s.odor_intensity for s in setups]).T.copy()
             self.odor_scale = (-0.5 / per_larva([s.odor_spread for s in setups])).T.copy()
             layers = first.signature[4]
-            self.layer_matrix = None
+            # Sources are listed layer by layer; several sources of one odor are summed row by row, in
+            # source order (a matrix product would round differently for different numbers of larvae).
+            self.layer_starts = None
             if list(first.odor_layer) != list(range(layers)):
-                self.layer_matrix = np.zeros((layers, len(first.odor_layer)))
-                self.layer_matrix[first.odor_layer, np.arange(len(first.odor_layer))] = 1.0
+                counts = np.bincount(first.odor_layer, minlength=layers)
+                starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+                self.layer_starts = np.minimum(starts, len(first.odor_layer) - 1)
+                self.layer_empty = counts == 0
             self.gains = (cat([s.gains for s in setups]) * dt).T.copy()
             self.gain_sum = self.gains.sum(axis=0)
             self.odor_last = np.ones((layers, n))
@@ -148,8 +152,9 @@ class BatchRun:
     def _sense(self, t: int, tip: np.ndarray) -> np.ndarray:
         """Olfactor output after sensing at ``tip`` ('log' perception, spec §4.2)."""
         conc = self.odor_int * np.exp(np.square(np.abs(tip - self.odor_pos)) * self.odor_scale)
-        if self.layer_matrix is not None:
-            conc = self.layer_matrix @ conc
+        if self.layer_starts is not None:
+            conc = np.add.reduceat(conc, self.layer_starts, axis=0)
+            conc[self.layer_empty] = 0.0
         if t > 0:
             drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
             # Deviation 2 (docs/model.md): the declared output range [-1, 1] is enforced.
