@@ -50,6 +50,16 @@ def find_study(url: str, name: str) -> Listed:
         engine.dispose()
 
 
+def replace_study(url: str, name: str) -> Deleted | None:
+    """Delete study ``name`` of ``url`` as :func:`delete_study` does if the storage has one (a run's ``replace``)."""
+    engine = open_engine(url)
+    try:
+        exists = any(s.name == name for s in list_studies(engine))
+    finally:
+        engine.dispose()
+    return delete_study(url, name) if exists else None
+
+
 def delete_study(storage: str | os.PathLike | None, name: str) -> Deleted:
     """Delete study ``name`` of ``storage`` (default: see :func:`storage_url`) and everything of it (see the
     module). A SpecError, with nothing changed, if there is no such study or live processes are running it."""

@@ -13,13 +13,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from larvastudy.errors import SpecError
 from larvastudy.spec.batch import Batch, list_batches, load_batch
 
 #: Fields of ``Batch.to_dict()`` that name a study's sweep, Nsims aside (raising Nsims extends a study).
 FIELDS = ("experiment", "sample", "fixed", "metrics", "optimization", "seed", "targets")
-#: Differences a one-line message lists before "and N more".
-SHOWN = 4
 #: Hex digits of the definition hash in a default study name.
 HASH_LENGTH = 6
 _UNSET = object()
@@ -40,29 +37,6 @@ def differences(stored: Mapping[str, Any], requested: Mapping[str, Any], fields:
         elif before != after:
             found.append(f"{key}: {_shown(before)} -> {_shown(after)}")
     return found
-
-
-def one_line(found: Sequence[str]) -> str:
-    """``found`` joined on one line: the first :data:`SHOWN`, then how many more."""
-    text = "; ".join(found[:SHOWN])
-    return text if len(found) <= SHOWN else f"{text}; and {len(found) - SHOWN} more"
-
-
-class DefinitionChanged(SpecError):
-    """A run asked for a study under a name whose stored definition differs. Its message is for Python
-    callers (``study_name=``, ``replace=True``); :meth:`for_cli` words the ways on as the command line's."""
-
-    def __init__(self, study_name: str, where: str, found: Sequence[str]):
-        self.study_name, self.where, self.found = study_name, where, list(found)
-        super().__init__(self._text("another study_name=", "replace=True"))
-
-    def for_cli(self) -> str:
-        """The message with the command line's options."""
-        return self._text("--study-name NAME", "--replace")
-
-    def _text(self, rename: str, replace: str) -> str:
-        return (f"study {self.study_name!r} in {self.where} holds another definition: {one_line(self.found)}; "
-                f"run it under a new name ({rename}) or delete the stored study and start again ({replace})")
 
 
 def default_study_name(batch: Batch) -> str:

@@ -139,7 +139,7 @@ def list_studies(engine: sqlalchemy.Engine) -> list[Listed]:
     study, attrs = (m.__table__.c for m in (models.StudyModel, models.StudyUserAttributeModel))
     trial = models.TrialModel.__table__.c
     with engine.connect() as con:
-        names = dict(con.execute(select(study.study_id, study.study_name)).tuples().all())
+        names: dict[int, str] = {i: n for i, n in con.execute(select(study.study_id, study.study_name))}
         found: dict[int, dict[str, Any]] = {i: {} for i in names}
         for study_id, key, value in con.execute(select(attrs.study_id, attrs.key, attrs.value_json)
                                                 .where(attrs.key.in_(("batch", "sampler")))):

@@ -10,11 +10,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import DefinitionChanged, SpecError
 from larvastudy.names import check_name
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.grid import grid_sampler, search_space, share_space
-from larvastudy.study.identity import DefinitionChanged, differences
+from larvastudy.study.identity import differences
 from larvastudy.study.storage import display_url
 from larvastudy.study.stored import missing_study
 
