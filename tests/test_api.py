@@ -91,13 +91,12 @@ def test_comparative_study(capsys):
 def test_a_changed_definition_under_the_same_name_is_refused():
     BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05}).simulate()
     changed = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05})
-    assert changed.study_name != BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05}).study_name
-    taken = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name=changed.study_name)
-    taken.simulate()
-    with pytest.raises(SpecError, match=r"holds another definition: sample Npoints: \[3\] -> \[2\]; .*study_name=.*"
+    first = BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05})
+    assert changed.study_name != first.study_name  # each definition its own study
+    taken = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name=first.study_name)
+    with pytest.raises(SpecError, match=r"holds another definition: sample Npoints: \[2\] -> \[3\]; .*study_name=.*"
                                         r"replace=True\)$") as refused:
-        BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05},
-                 study_name=changed.study_name).simulate()
+        taken.simulate()
     assert "--" not in str(refused.value)  # no command-line flags for Python callers
     renamed = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name="dish-3")
     assert len(renamed.simulate()[0]) == 1

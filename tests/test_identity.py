@@ -24,7 +24,8 @@ from larvastudy.study.claims import ClaimBook
 from larvastudy.study.identity import differences
 
 SHORT = ["--set", "duration=0.05"]
-TINY = 'experiment = "dish"\nNsims = 2\nmetrics = ["v_mu"]\n[sample]\n"crawler.freq" = [1.2, 1.6]\n[fixed]\nduration = 0.05\n'
+TINY = ('experiment = "dish"\nNsims = 2\nmetrics = ["v_mu"]\n[sample]\n"crawler.freq" = [1.2, 1.6]\n'
+        '[fixed]\nduration = 0.05\n')
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess:
