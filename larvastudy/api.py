@@ -19,15 +19,18 @@ from larvastudy.export import export_study
 from larvastudy.names import check_name
 from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import default_outdir, load_study, open_storage, storage_url
+from larvastudy.study.identity import default_study_name
 
 
 class BatchRun:
     """A Batch sweep stored as an Optuna study, with larvaworld's ``BatchRun`` interface.
 
     ``storage``: Optuna RDB URL or SQLite path (default ``storage/larvastudy.db``, or
-    ``$LARVASTUDY_STORAGE``); ``study_name``: default the Batch name (``id``, else the experiment);
-    ``outdir``: where ``store()`` writes (``.dir``, default ``storage/<study>/``); ``allow_large``:
-    permit sweeps above 100,000 simulations; ``targets``: metric values to fit (see
+    ``$LARVASTUDY_STORAGE``); ``study_name``: default the Batch name (``id``, else the experiment) if the
+    definition equals the shipped Batch of that name, else that name and a hash of the definition
+    (``chemotaxis-3f9a2c``, printed; see :func:`larvastudy.study.identity.default_study_name`); ``replace``:
+    delete a stored study of that name first and start again; ``outdir``: where ``store()`` writes (``.dir``,
+    default ``storage/<study>/``); ``allow_large``: permit sweeps above 100,000 simulations; ``targets``: metric values to fit (see
     :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs (names: see
     :mod:`larvastudy.names`).
     """
@@ -35,13 +38,20 @@ class BatchRun:
     def __init__(self, experiment: str, sample: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
                  Nsims: int = 1, metrics: list[str] | None = None, optimization: dict[str, Any] | None = None,
                  *, targets: dict[str, Any] | None = None, storage: str | None = None, study_name: str | None = None,
-                 outdir: str | Path | None = None, allow_large: bool = False, **larvaworld_extras: Any):
+                 outdir: str | Path | None = None, allow_large: bool = False, replace: bool = False,
+                 **larvaworld_extras: Any):
         self.batch: Batch = batch_from_kwargs(experiment, sample, fixed, Nsims, metrics, optimization,
                                               targets=targets, **larvaworld_extras)
         self.batch.check_size(allow_large)
         self.allow_large = allow_large
         self.storage = storage_url(storage)
-        self.study_name = study_name if study_name is None else check_name(study_name)
+        self._named = study_name is not None
+        #: The study: ``study_name``, else see the class (a fit's: ``<it>-<sampler>`` once simulated).
+        self.study_name = check_name(study_name) if self._named else default_study_name(self.batch)
+        self._grid_name, self.replace = self.study_name, replace
+        if self.study_name not in (study_name, self.batch.name):
+            print(f"BatchRun: study {self.study_name!r} (this definition of {self.batch.name!r}; "
+                  "study_name= chooses another name)")
         self._outdir = Path(outdir) if outdir is not None else None
         self.summary: SweepSummary | FitSummary | None = None
         self.par_df: pd.DataFrame | None = None
@@ -54,12 +64,15 @@ class BatchRun:
         """Run (or resume) the sweep with ``n_jobs`` worker processes, then export: ``(par_df, figs)``.
 
         ``sampler`` other than ``"grid"`` fits the Batch instead (``n_trials`` points; see :func:`run_batch`),
-        in study ``<name>-<sampler>`` unless ``study_name`` was given.
+        in study ``<name>-<sampler>`` unless ``study_name`` was given. With ``replace``, a stored study of that
+        name is deleted first (once: a second ``simulate()`` resumes).
         """
-        self.study_name = self.study_name or (self.batch.name if sampler == "grid" else f"{self.batch.name}-{sampler}")
+        fit = sampler != "grid" and not self._named
+        self.study_name = f"{self._grid_name}-{sampler}" if fit else self._grid_name
         self.summary = run_batch(self.batch, storage=self.storage, study_name=self.study_name, n_jobs=n_jobs,
                                  progress=progress, allow_large=self.allow_large, sampler=sampler, n_trials=n_trials,
-                                 warm_start=warm_start)
+                                 warm_start=warm_start, replace=self.replace)
+        self.replace = False
         return self.store()
 
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
@@ -72,10 +85,10 @@ class BatchRun:
     @property
     def dir(self) -> Path:
         """Where ``store()`` writes: ``outdir``, else ``storage/<study>/``."""
-        return self._outdir if self._outdir is not None else default_outdir(self.study_name or self.batch.name)
+        return self._outdir if self._outdir is not None else default_outdir(self.study_name)
 
     @property
     def study(self) -> optuna.Study:
         """The Optuna study (it must exist: run ``simulate()`` first)."""
-        study, _ = load_study(open_storage(self.storage), self.study_name or self.batch.name, self.batch)
+        study, _ = load_study(open_storage(self.storage), self.study_name, self.batch)
         return study

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import ExportError, InertParameterWarning, SpecError
+from larvastudy.errors import DefinitionChanged, ExportError, InertParameterWarning, SpecError
 from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
@@ -111,11 +111,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     default = f"{batch.name}-{args.sampler}" if fit else batch.name
     name = check_name(default if args.study_name is None else args.study_name)
     warm_start = batch.name if args.warm_start == "" else args.warm_start
+    if args.replace:
+        _confirm_replace(url, name, args.yes)
     progress = ProgressDisplay(name, err, "trials" if fit else "simulations", args.log_every)
     try:
         summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
                             allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
-                            n_trials=args.n_trials, warm_start=warm_start)
+                            n_trials=args.n_trials, warm_start=warm_start, replace=args.replace)
     except (SweepInterrupted, FitInterrupted) as stop:
         progress.close()
         err.print(f"{stop.stored}; resume with: larvastudy {shlex.join(args.argv)}", markup=False, highlight=False)
@@ -133,6 +135,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = _failed(summary, name)
     out.print(f"{_wall_time():.1f} s in all, start-up and export included", highlight=False)
     return 1 if failed else 0
+
+
+def _confirm_replace(url: str, name: str, yes: bool) -> None:
+    """For ``run --replace``: if the storage holds study ``name``, say what it holds and have its deletion
+    confirmed (``--yes``, else on a terminal)."""
+    from larvastudy.study.delete import find_study
+    from larvastudy.study.storage import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return
+    try:
+        study = find_study(url, name)
+    except SpecError:  # nothing stored under that name (or no storage yet): nothing to replace
+        return
+    _confirm(f"{study.holds()}; delete it and start again?", yes)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Go on if ``yes`` or the user answers y on the terminal; otherwise a SpecError (nothing was changed)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise SpecError(f"{question.removesuffix('?')}: no terminal to ask on, so confirm with --yes")
+    err.print(f"{question} [y/N] ", end="", markup=False, highlight=False)
+    if input().strip().lower() not in ("y", "yes"):
+        raise SpecError("nothing deleted")
 
 
 def _failed(summary: Any, name: str) -> bool:
@@ -251,7 +280,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
                                          event_counts)
     from larvastudy.study.storage import display_url, open_engine, storage_url
-    from larvastudy.study.stored import read_study
+    from larvastudy.study.stored import fits_of, list_studies, named_fits, read_study
     from larvastudy.study.study import SAMPLER_ATTR, stored_batch
 
     url = storage_url(args.storage)
@@ -272,6 +301,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     left = batch.grid_size - done
     out.print(f"study {args.name!r} in {display_url(url)}: {done}/{batch.grid_size} simulations complete, "
               f"{left} left")
+    fits = fits_of(list_studies(engine), args.name)
+    if fits:
+        out.print(f"fits of this Batch: {named_fits(fits)}", highlight=False)
     out.print(by_state)
     claims, events = claim_counts(engine, stored.study_id), event_counts(engine, stored.study_id)
     stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
@@ -284,6 +316,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     if done and left and stored.first_start and stored.last_complete:
         span = (stored.last_complete - stored.first_start).total_seconds()
         out.print(f"time left at the pace of the runs so far: about {clock(left * span / done)}")
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from larvastudy.study.storage import display_url, open_engine, storage_url
+    from larvastudy.study.stored import list_studies
+
+    url = storage_url(args.storage)
+    listed = list_studies(open_engine(url))
+    rows = [("study", "Batch", "experiment", "kind", "done", "last change (UTC)")]
+    for study in listed:
+        batch = study.batch or {}
+        when = "-" if study.last_change is None else f"{study.last_change:%Y-%m-%d %H:%M}"
+        rows.append((study.name, batch.get("name", "-"), batch.get("experiment", "-"), study.kind, study.progress(),
+                     when))
+    out.print(f"{len(listed)} studies in {display_url(url)}", highlight=False)
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows if listed else []:  # a plain table: never wrapped, whatever the terminal's width
+        out.print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), markup=False,
+                  highlight=False)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from larvastudy.study.delete import delete_study, find_study
+
+    url = _storage(args)[0]
+    _confirm(f"{find_study(url, args.name).holds()}; delete it?", args.yes)
+    out.print(str(delete_study(url, args.name)), markup=False, highlight=False)
     return 0
 
 
@@ -376,7 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("-j", "--n-jobs", type=int, default=1, help="worker processes (-1: one per CPU)")
         storage(run)
         run.add_argument("--study-name", help="study name (default: the Batch name; NAME-SAMPLER for a fit)")
-        run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
+        run.add_argument("--replace", action="store_true",
+                         help="delete the stored study of that name (after showing what it holds) and start again")
+        run.add_argument("--yes", action="store_true",
+                         help="confirm: sweeps of more than 100,000 simulations, --replace without asking")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
         run.add_argument("--grace", type=_grace, default=GRACE,
                          help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
@@ -422,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name", help="study name")
         storage(p)
         p.set_defaults(func=func)
+
+    studies = sub.add_parser("studies", help="every study in a storage: Batch, kind, progress, last change")
+    storage(studies)
+    studies.set_defaults(func=cmd_studies)
+
+    delete = sub.add_parser("delete", help="delete a study: its trials, claims, tables and storage/<study>/ folder")
+    delete.add_argument("name", help="study name")
+    storage(delete)
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    delete.set_defaults(func=cmd_delete)
 
     dashboard = sub.add_parser("dashboard", help="serve optuna-dashboard on the storage until Ctrl-C")
     dashboard.add_argument("name", nargs="?", help="study to open (default: the list of studies)")
@@ -507,7 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_stop()
             return code
     except SpecError as error:
-        err.print(f"larvastudy: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        text = error.for_cli() if isinstance(error, DefinitionChanged) else str(error)
+        err.print(f"larvastudy: error: {text}", markup=False, highlight=False, soft_wrap=True)
         return error.exit_code
     except Exception as error:
         if "storage" not in vars(args):

@@ -17,6 +17,30 @@ class StorageError(SpecError):
     """A storage that cannot be opened: a bad URL, a missing driver, file or server, or a file that is not one."""
 
 
+class DefinitionChanged(SpecError):
+    """A run asked for a study under a name whose stored definition differs in ``found`` (``name: stored ->
+    requested``, see :mod:`larvastudy.study.identity`). Its message is for Python callers (``study_name=``,
+    ``replace=True``); :meth:`for_cli` words the ways on as the command line's options."""
+
+    #: Differences the one-line message lists before "and N more".
+    SHOWN = 4
+
+    def __init__(self, study_name: str, where: str, found: list[str]):
+        self.study_name, self.where, self.found = study_name, where, found
+        super().__init__(self._text("another study_name=", "replace=True"))
+
+    def for_cli(self) -> str:
+        """The message with the command line's options."""
+        return self._text("--study-name NAME", "--replace")
+
+    def _text(self, rename: str, replace: str) -> str:
+        listed = "; ".join(self.found[:self.SHOWN])
+        if len(self.found) > self.SHOWN:
+            listed += f"; and {len(self.found) - self.SHOWN} more"
+        return (f"study {self.study_name!r} in {self.where} holds another definition: {listed}; run it under a "
+                f"new name ({rename}) or delete the stored study and start again ({replace})")
+
+
 class InertParameterWarning(UserWarning):
     """A parameter that is set or swept but cannot change any result (the CLI prints it as one line)."""
 

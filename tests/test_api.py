@@ -29,7 +29,8 @@ def test_quick_start_with_a_registry_entry(tmp_path):
     batch.store()
     print(f"Saved to: {batch.dir}")
     par_df.to_csv(f"{batch.dir}/parameter_sweep.csv", index=False)
-    assert batch.dir == tmp_path / "storage" / "PItest_off"
+    assert batch.study_name.startswith("PItest_off-")  # not the shipped PItest_off: its own study
+    assert batch.dir == tmp_path / "storage" / batch.study_name
     assert (batch.dir / "par_df.csv").exists() and (batch.dir / "figures" / "PI_heatmap.png").exists()
     assert (tmp_path / "storage" / "larvastudy.db").exists()
     again = BatchRun(experiment="PItest_off", **batch_conf)
@@ -91,8 +92,13 @@ def test_comparative_study():
 def test_a_changed_definition_under_the_same_name_is_refused():
     BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05}).simulate()
     changed = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05})
-    with pytest.raises(SpecError, match="different sample; use another study name"):
-        changed.simulate()
+    first = BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05})
+    assert changed.study_name != first.study_name  # each definition its own study
+    taken = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name=first.study_name)
+    with pytest.raises(SpecError, match=r"holds another definition: sample Npoints: \[2\] -> \[3\]; .*study_name=.*"
+                                        r"replace=True\)$") as refused:
+        taken.simulate()
+    assert "--" not in str(refused.value)  # no command-line flags for Python callers
     renamed = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name="dish-3")
     assert len(renamed.simulate()[0]) == 1
     with pytest.raises(SpecError, match="unknown parameter 'Npoint'"):

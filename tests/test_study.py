@@ -85,11 +85,15 @@ def test_open_study_refuses_a_changed_definition(tmp_path):
     study = open_study(batch, rdb, "small")
     assert study.user_attrs["batch"] == batch.to_dict() and study.direction.name == "MAXIMIZE"
     open_study(dataclasses.replace(batch, description="same sweep, other words"), rdb, "small")
-    for changes, field in [({"sample": {"gain_dict.CS": [1.0, 3.0]}}, "sample"), ({"Nsims": 3}, "Nsims"),
-                           ({"fixed": {"duration": 0.1}}, "fixed"), ({"seed": 1}, "seed"),
-                           ({"experiment": "dish", "sample": {"Npoints": [1]}}, "experiment, sample, metrics")]:
-        with pytest.raises(SpecError, match=f"made with a different {field}; use another study name"):
+    for changes, found in [({"sample": {"gain_dict.CS": [1.0, 3.0]}}, "sample gain_dict.CS: [1.0, 2.0] -> [1.0, 3.0]"),
+                           ({"Nsims": 3}, "Nsims: 2 -> 3"),
+                           ({"fixed": {"duration": 0.1}}, "duration: 0.05 -> 0.1"), ({"seed": 1}, "seed: 0 -> 1"),
+                           ({"experiment": "dish", "sample": {"Npoints": [1]}},
+                            "experiment: PItest_off -> dish; sample gain_dict.CS: [1.0, 2.0] -> unset; "
+                            "sample Npoints: unset -> [1]; metrics: ")]:
+        with pytest.raises(SpecError, match="holds another definition: ") as refused:
             open_study(small_batch(**changes), rdb, "small")
+        assert found in str(refused.value)
     open_study(small_batch(Nsims=3), rdb, "small-3")
     assert load_study(rdb, "small")[1] == batch
 

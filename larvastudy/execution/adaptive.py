@@ -34,6 +34,7 @@ from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
 from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.study.delete import replace_study
 from larvastudy.study.study import COPIED_FROM, open_fit_study
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
@@ -94,9 +95,10 @@ def make_sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
 
 def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
               n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
-              simulate: Simulate) -> FitSummary:
+              replace: bool = False, simulate: Simulate) -> FitSummary:
     """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
-    the same storage whose completed points are copied in (not re-simulated) before the first run."""
+    the same storage whose completed points are copied in (not re-simulated) before the first run;
+    ``replace``: first delete a stored study ``study_name`` (see :func:`larvastudy.study.delete_study`)."""
     if sampler not in _SAMPLERS:
         raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
     budget = n_trials if n_trials is not None else (batch.optimization.max_Nsims if batch.optimization else None)
@@ -109,6 +111,8 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     rdb = open_storage(storage)
     with setup_lock(storage):
         source = load_study(rdb, warm_start)[1] if warm_start else None
+        if replace:
+            replace_study(storage, study_name)
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
         _fail_abandoned(study)
         copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0

@@ -38,6 +38,7 @@ from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
                               setup_lock, storage_url)
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
+from larvastudy.study.delete import replace_study
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -117,7 +118,7 @@ def _positive_int(value: object, minimum: int = 1) -> bool:
 def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
               progress: ProgressCallback | None = None, allow_large: bool = False,
               chunk_size: int | None = None, retries: int = 0, grace: float = GRACE, sampler: str = "grid",
-              n_trials: int | None = None, warm_start: str | None = None,
+              n_trials: int | None = None, warm_start: str | None = None, replace: bool = False,
               simulate: Simulate = simulate_many) -> SweepSummary | FitSummary:
     """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
@@ -131,6 +132,9 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
     default, optionally warm-started from the grid study ``warm_start``; it returns a
     :class:`~larvastudy.execution.adaptive.FitSummary` (see :mod:`larvastudy.execution.adaptive`).
+
+    ``replace``: first delete the stored study of that name, if any, and everything of it (see
+    :func:`larvastudy.study.delete_study`), so the sweep starts from scratch.
     """
     n_workers = worker_count(n_jobs)
     if sampler != "grid":
@@ -139,7 +143,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
                             "replicates in one engine call and records a failure as a FAIL trial")
         return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
                          study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
-                         progress=progress, warm_start=warm_start, simulate=simulate)
+                         progress=progress, warm_start=warm_start, replace=replace, simulate=simulate)
     if n_trials is not None or warm_start is not None:
         raise SpecError("n_trials and warm_start need an adaptive sampler (e.g. --sampler tpe); "
                         "a grid sweep runs its whole grid")
@@ -152,6 +156,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     url, name = storage_url(storage), study_name or batch.name
     with setup_lock(url):
         rdb = open_storage(url)
+        if replace:
+            replace_study(url, name)
         fresh = not _exists(rdb, name)
         study = open_study(batch, rdb, name)
         costs = point_costs(batch)

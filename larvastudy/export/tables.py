@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,8 @@ from larvastudy.errors import ExportError
 
 #: Seconds to wait for a writer (a running sweep, another export) to release the SQLite file.
 BUSY_TIMEOUT_S = 30.0
+#: The kinds of table an export writes: a grid sweep's par_df and summary, a fit's par_df, trials and pareto.
+KINDS = ("par_df", "summary", "trials", "pareto")
 
 
 def table_name(study_name: str, kind: str, studies: Mapping[str, int]) -> str:
@@ -29,6 +31,26 @@ def table_name(study_name: str, kind: str, studies: Mapping[str, int]) -> str:
     younger = own is not None and any(i < own and name != study_name and _fold(name) == _fold(study_name)
                                       for name, i in studies.items())
     return f"{kind}_{study_name}@{own}" if younger else f"{kind}_{study_name}"
+
+
+def tables_of(study_name: str, studies: Mapping[str, int], existing: Iterable[str]) -> list[str]:
+    """The tables among ``existing`` that hold exports of study ``study_name`` (``studies``: the database's study
+    ids by name, this one's included): its table of each kind, and one an older larvastudy named for it unless
+    that is another study's table now."""
+    present = {_fold(name): name for name in existing}
+    others = {_fold(table_name(name, kind, studies)) for name in studies if name != study_name for kind in KINDS}
+    found: list[str] = []
+    for kind in KINDS:
+        for name in (table_name(study_name, kind, studies), f"{kind}_" + re.sub(r"\W+", "_", study_name)):
+            table = present.get(_fold(name))
+            if table is not None and _fold(name) not in others and table not in found:
+                found.append(table)
+    return found
+
+
+def quote(identifier: str) -> str:
+    """``identifier`` quoted for SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def write_tables(database: Path, study_name: str, tables: Mapping[str, pd.DataFrame]
@@ -56,9 +78,9 @@ def write_tables(database: Path, study_name: str, tables: Mapping[str, pd.DataFr
 
 
 def _replace(conn: sqlite3.Connection, name: str, df: pd.DataFrame) -> None:
-    table = _quote(name)
+    table = quote(name)
     conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{_quote(c)} {_sql_type(df[c])}' for c in df.columns)})")
+    conn.execute(f"CREATE TABLE {table} ({', '.join(f'{quote(c)} {_sql_type(df[c])}' for c in df.columns)})")
     rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
     conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(df.columns))})", rows)
 
@@ -72,7 +94,7 @@ def _drop_old_names(conn: sqlite3.Connection, study_name: str, kinds: list[str],
         old = f"{kind}_" + re.sub(r"\W+", "_", study_name)
         exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (old,)).fetchone()
         if exists and _fold(old) not in current:
-            conn.execute(f"DROP TABLE {_quote(old)}")
+            conn.execute(f"DROP TABLE {quote(old)}")
             dropped.append(old)
     return dropped
 
@@ -87,10 +109,6 @@ def _studies(conn: sqlite3.Connection) -> dict[str, int]:
 def _fold(name: str) -> bytes:
     """``name`` as SQLite compares table names: ASCII letters case-insensitively, other characters exactly."""
     return name.encode("utf-8", "surrogatepass").lower()
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _sql_type(values: pd.Series) -> str:

@@ -57,8 +57,7 @@ def read_study(engine: sqlalchemy.Engine, name: str, best: bool = False) -> Stor
     with engine.connect() as con:
         study_id = con.execute(select(study.study_id).where(study.study_name == name)).scalar()
         if study_id is None:
-            raise SpecError(f"no larvastudy study {shown(name)} in {display_url(str(engine.url))}"
-                            f"{invalid_hint(name)}")
+            raise missing_study(engine, name)
         user_attrs = {key: json.loads(value) for key, value in
                       con.execute(select(attrs.key, attrs.value_json).where(attrs.study_id == study_id))}
         names = con.execute(select(system.value_json).where(system.study_id == study_id,
@@ -88,3 +87,101 @@ def _best(con: sqlalchemy.Connection, models: Any, study_id: int, direction: str
     user_attrs = {key: json.loads(text) for key, text in
                   con.execute(select(attrs.key, attrs.value_json).where(attrs.trial_id == row.trial_id))}
     return BestTrial(row.number, row.value, user_attrs)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One study of a storage as ``larvastudy studies`` lists it: its Batch definition (None if another
+    program made it), a fit's sampler, trials counted by state and its last change (naive UTC)."""
+
+    name: str
+    study_id: int
+    batch: dict[str, Any] | None
+    sampler: str | None
+    counts: dict[str, int]
+    last_change: datetime | None
+
+    @property
+    def kind(self) -> str:
+        """``grid``, ``fit (<sampler>)``, or ``not larvastudy``."""
+        if self.batch is None:
+            return "not larvastudy"
+        return "grid" if self.sampler is None else f"fit ({self.sampler_name})"
+
+    @property
+    def sampler_name(self) -> str | None:
+        """A fit's sampler as ``--sampler`` names it (``TPESampler``: ``tpe``)."""
+        return None if self.sampler is None else str(self.sampler).removesuffix("Sampler").lower()
+
+    @property
+    def complete(self) -> int:
+        return self.counts.get("COMPLETE", 0)
+
+    def progress(self) -> str:
+        """Simulations done of all (a grid), or complete points and their simulations (a fit)."""
+        if self.batch is None:
+            return f"{self.complete} complete trials"
+        if self.sampler is not None:
+            return f"{self.complete} trials x {self.batch.get('Nsims', 1)} simulations"
+        return f"{self.complete}/{_grid_size(self.batch)} simulations"
+
+    def holds(self) -> str:
+        """What the study holds, for a question before deleting it."""
+        unit = "simulations" if self.batch is not None and self.sampler is None else "trials"
+        when = "" if self.last_change is None else f", last change {self.last_change:%Y-%m-%d %H:%M} UTC"
+        return f"study {self.name} holds {self.complete} complete {unit} ({sum(self.counts.values())} trials{when})"
+
+
+def list_studies(engine: sqlalchemy.Engine) -> list[Listed]:
+    """Every study of the storage, by name, in three set-based queries (as fast for 100,000 trials as for 16)."""
+    from optuna.storages._rdb import models  # internal, see the module
+
+    study, attrs = (m.__table__.c for m in (models.StudyModel, models.StudyUserAttributeModel))
+    trial = models.TrialModel.__table__.c
+    with engine.connect() as con:
+        names: dict[int, str] = {i: n for i, n in con.execute(select(study.study_id, study.study_name))}
+        found: dict[int, dict[str, Any]] = {i: {} for i in names}
+        for study_id, key, value in con.execute(select(attrs.study_id, attrs.key, attrs.value_json)
+                                                .where(attrs.key.in_(("batch", "sampler")))):
+            found[study_id][key] = json.loads(value)
+        counts: dict[int, dict[str, int]] = {i: {} for i in names}
+        last: dict[int, datetime] = {}
+        for study_id, state, n, complete, start in con.execute(
+                select(trial.study_id, trial.state, func.count(), func.max(trial.datetime_complete),
+                       func.max(trial.datetime_start)).group_by(trial.study_id, trial.state)):
+            counts[study_id][state.name] = n
+            for moment in (complete, start):
+                if moment is not None and (study_id not in last or moment > last[study_id]):
+                    last[study_id] = moment
+    return sorted((Listed(name, i, found[i].get("batch") if isinstance(found[i].get("batch"), dict) else None,
+                          found[i].get("sampler"), counts[i], last.get(i)) for i, name in names.items()),
+                  key=lambda listed: listed.name)
+
+
+def fits_of(listed: list[Listed], batch_name: str) -> list[Listed]:
+    """The fits of Batch ``batch_name`` among ``listed``: its fit studies named ``<batch_name>-<sampler>``."""
+    return [s for s in listed if s.sampler is not None and s.batch is not None and s.batch.get("name") == batch_name
+            and s.name.startswith(f"{batch_name}-") and "-" not in s.name.removeprefix(f"{batch_name}-")]
+
+
+def named_fits(fits: list[Listed]) -> str:
+    """``fits`` for a message: ``chemotaxis_fit-tpe (tpe, 30 trials), ...``."""
+    return ", ".join(f"{s.name} ({s.sampler_name}, {s.complete} trials)" for s in fits)
+
+
+def missing_study(engine: sqlalchemy.Engine, name: str) -> SpecError:
+    """The error for a study ``name`` the storage lacks, naming the fits of a Batch of that name if it has some."""
+    where = display_url(str(engine.url))
+    fits = fits_of(list_studies(engine), name)
+    if fits:
+        return SpecError(f"no grid study {shown(name)} in {where}; its fits: {named_fits(fits)}")
+    return SpecError(f"no larvastudy study {shown(name)} in {where}{invalid_hint(name)}")
+
+
+def _grid_size(batch: dict[str, Any]) -> int | str:
+    from larvastudy.spec.batch import Batch
+
+    try:
+        return Batch.from_dict(batch, check=False).grid_size
+    except (SpecError, TypeError, KeyError):
+        return "?"

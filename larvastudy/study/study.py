@@ -10,11 +10,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from larvastudy.errors import SpecError
-from larvastudy.names import check_name, invalid_hint, shown
+from larvastudy.errors import DefinitionChanged, SpecError
+from larvastudy.names import check_name
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.grid import grid_sampler, search_space, share_space
+from larvastudy.study.identity import differences
 from larvastudy.study.storage import display_url
+from larvastudy.study.stored import missing_study
 
 #: Study user attribute holding ``Batch.to_dict()``.
 BATCH_ATTR = "batch"
@@ -37,7 +39,7 @@ def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: st
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
         if is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
-                            "sweep another study name (--study-name)")
+                            "sweep another study name (--study-name, study_name=)")
         _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
     if batch.space.is_product:
         share_space(study, search_space(batch))
@@ -57,7 +59,7 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
     if not _adopt(study, batch, storage, names, directions, type(sampler).__name__):
         if not is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
-                            "another study name (--study-name)")
+                            "another study name (--study-name, study_name=)")
         _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
         if [d.name.lower() for d in study.directions] != directions or study.metric_names != names:
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} optimises "
@@ -106,8 +108,7 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise SpecError(f"no larvastudy study {shown(study_name)} in {display_url(storage.url)}"
-                        f"{invalid_hint(study_name)}") from None
+        raise missing_study(storage.engine, study_name) from None
     stored = stored_batch(study.user_attrs, study_name, storage.url)
     if batch is None:
         batch = stored
@@ -143,5 +144,4 @@ def _check_same(batch: Batch, stored_batch: Batch, study_name: str, url: str) ->
     stored = json.loads(json.dumps(stored_batch.to_dict()))  # later fields get defaults
     changed = [key for key in _IDENTITY if stored[key] != current[key]]
     if changed:
-        raise SpecError(f"study {study_name!r} in {display_url(url)} was made with a different "
-                        f"{', '.join(changed)}; use another study name (--study-name) to start a new study")
+        raise DefinitionChanged(study_name, display_url(url), differences(stored, current, changed))
