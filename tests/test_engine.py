@@ -109,7 +109,8 @@ def test_same_config_and_seed_is_bit_identical_in_another_process():
 
 
 _VARIANTS = st.fixed_dictionaries({
-    "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "patchy_food", "food_grid"]),
+    "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid"]),
+    "model": st.sampled_from([None, *MODELS]),
     "seed": st.integers(0, 2**32),
     "Npoints": st.integers(1, 6),
     "tau": st.sampled_from([0.1, 0.12]),
@@ -117,11 +118,11 @@ _VARIANTS = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.lists(_VARIANTS, min_size=2, max_size=5))
 def test_batch_equals_single(variants):
-    jobs = [(tree(v["experiment"], duration=0.3, Npoints=v["Npoints"], tau=v["tau"],
-                  **{"crawler.freq": v["freq"]}), v["seed"]) for v in variants]
+    jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
+                  Npoints=v["Npoints"], tau=v["tau"], **{"crawler.freq": v["freq"]}), v["seed"]) for v in variants]
     batched = simulate_many(jobs)
     for job, together in zip(jobs, batched):
         alone = simulate(*job)
