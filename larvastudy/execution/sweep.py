@@ -37,6 +37,7 @@ from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
                               setup_lock, storage_url)
+from larvastudy.study.study import stored_batch
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
@@ -154,9 +155,10 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         rdb = open_storage(url)
         fresh = not _exists(rdb, name)
         study = open_study(batch, rdb, name)
-        costs = point_costs(batch)
-        book = ClaimBook(rdb, rdb.get_study_id_from_name(name), batch, all_tasks(batch), grace=grace,
-                         retries=retries, costs=costs)
+        held = stored_batch(study.user_attrs, name, url)  # more replicates than batch if it asks for fewer
+        costs = point_costs(held)
+        book = ClaimBook(rdb, study._study_id, held, all_tasks(held), grace=grace, retries=retries, costs=costs,
+                         replicates=batch.Nsims)
         book.prepare(lambda: completed(study), fresh)
     counts = book.counts()
     run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)
@@ -166,7 +168,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     run.report()
     sizer = ClaimSizer(n_workers, left * float(costs.mean()), chunk_size)
     workers = min(n_workers, left if chunk_size is None else math.ceil(left / chunk_size))
-    with WorkerPool(batch, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
+    with WorkerPool(held, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
         try:
             while pool.alive:
                 for outcomes in pool.run(lambda: _claim(book, sizer, costs)):
