@@ -180,6 +180,8 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
                   markup=False, highlight=False)
         return 128 + stop_signal(stop)
     table = f"; also table {exported.tables['par_df']} in the database" if exported.tables else ""
+    if exported.note:
+        out.print(exported.note, markup=False, highlight=False)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(exported.par_df)} rows{table})", markup=False, highlight=False)
     out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(exported.figures)) or 'none yet'})", markup=False,
               highlight=False)
@@ -271,7 +273,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     left = batch.grid_size - done
     out.print(f"study {args.name!r} in {display_url(url)}: {done}/{batch.grid_size} simulations complete, "
-              f"{left} left")
+              f"{left} left ({batch.grid_size // batch.Nsims} points x {batch.Nsims} replicates)")
     out.print(by_state)
     claims, events = claim_counts(engine, stored.study_id), event_counts(engine, stored.study_id)
     stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
