@@ -65,7 +65,8 @@ class BatchRun:
 
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
         """(Re)write par_df.csv, the figures and the SQLite par_df table under ``.dir``; figures left out are
-        in ``.skipped``. A warning says so if the study holds more replicates than ``Nsims`` (the first are exported)."""
+        in ``.skipped``. A warning says so if the study holds more replicates than ``Nsims`` (the first are
+        exported)."""
         exported = export_study(self.study, self.batch, self.dir, storage_url=self.storage)
         if exported.note:
             warnings.warn(exported.note, stacklevel=2)

@@ -124,7 +124,9 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
 
     ``storage``: an Optuna RDB URL or SQLite path (default: see :func:`larvastudy.study.storage_url`).
     ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
-    a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
+    a failing simulation; ``grace``: lease seconds (see the module). An existing study with fewer replicates
+    than ``batch.Nsims`` is extended, one with more runs only its first ``batch.Nsims`` (see
+    :func:`~larvastudy.study.open_study`). ``simulate``: the engine (a no-op
     in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
     option, and :class:`SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
 
@@ -219,7 +221,8 @@ def _exists(rdb: RDBStorage, name: str) -> bool:
 def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary:
     """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run.
 
-    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...).
+    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...). If another run
+    gives the study more replicates meanwhile, it stops (:class:`~larvastudy.study.claims.Renumbered`): start it again.
     """
     url = storage_url(storage)
     _, batch = load_study(open_storage(url, create=False), study_name)

@@ -81,7 +81,7 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
 
 def _fewer_replicates(study: optuna.Study, batch: Any) -> str | None:
     """:attr:`Exported.note`: whether grid study ``study`` holds more replicates per point than ``batch`` asks for."""
-    held = study.user_attrs[BATCH_ATTR]["Nsims"]
+    held = study.user_attrs.get(BATCH_ATTR, {}).get("Nsims", batch.Nsims)  # none: a study made outside larvastudy
     if is_fit(study) or held <= batch.Nsims:
         return None
     return (f"study {study.study_name} holds {held} replicates per point; exporting the first {batch.Nsims} "

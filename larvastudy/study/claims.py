@@ -165,8 +165,8 @@ def stored_nsims(session: Session, study_id: int) -> int:
 
 def renumber(session: Session, study_id: int, points: int, old: int, new: int, where: str) -> None:
     """Number the study's claims (and their audit rows) for ``new`` replicates per point instead of ``old``
-    (``new`` > ``old``), adding pending claims for the new replicates of its ``points`` grid points, inside the caller's transaction (under
-    ``setup_lock``), which must also store the new Nsims (see :class:`ClaimBook`).
+    (``new`` > ``old``), adding pending claims for the new replicates of its ``points`` grid points, inside
+    the caller's transaction (under ``setup_lock``), which must also store the new Nsims (see :class:`ClaimBook`).
 
     Refused (a SpecError naming ``where``, the study) while live processes hold claims; claims of lost ones
     (stale) go back to pending first, kept as :data:`LOST` events. A study without claims yet gets them from

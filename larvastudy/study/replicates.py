@@ -5,8 +5,8 @@ A grid study's trials keep their simulations, seeds (independent of Nsims, see
 transaction, so that the study is exactly what a sweep made at the new Nsims from the start would have
 stored so far:
 
-- the claims and their audit rows, numbered ``grid point x Nsims + replicate`` (:func:`~larvastudy.study.claims.renumber`,
-  which refuses while live processes hold claims);
+- the claims and their audit rows, numbered ``grid point x Nsims + replicate``
+  (:func:`~larvastudy.study.claims.renumber`, which refuses while live processes hold claims);
 - of a Cartesian grid, GridSampler's ``grid_id`` of every trial of the study's own grid (GridSampler
   shuffles the whole product, replicates included, so every id changes) and the shared search space
   (:data:`~larvastudy.study.grid.SPACE_ATTR`). Trials written by earlier versions each carry a copy of the
