@@ -7,6 +7,7 @@ with a larvaworld registry entry (``exp``, ``exp_kws``, ``space_search``, ``opti
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,11 @@ class BatchRun:
 
     def store(self) -> tuple[pd.DataFrame, dict[str, Figure]]:
         """(Re)write par_df.csv, the figures and the SQLite par_df table under ``.dir``; figures left out are
-        in ``.skipped``."""
+        in ``.skipped``. A warning says so if the study holds more replicates than ``Nsims`` (the first are
+        exported)."""
         exported = export_study(self.study, self.batch, self.dir, storage_url=self.storage)
+        if exported.note:
+            warnings.warn(exported.note, stacklevel=2)
         self.par_df, self.figs, self.skipped = exported.par_df, exported.figures, exported.skipped
         return self.par_df, self.figs
 

@@ -209,6 +209,8 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
                   markup=False, highlight=False)
         return 128 + stop_signal(stop)
     table = f"; also table {exported.tables['par_df']} in the database" if exported.tables else ""
+    if exported.note:
+        out.print(exported.note, markup=False, highlight=False)
     out.print(f"par_df: {outdir / 'par_df.csv'} ({len(exported.par_df)} rows{table})", markup=False, highlight=False)
     out.print(f"figures: {outdir / 'figures'} ({', '.join(sorted(exported.figures)) or 'none yet'})", markup=False,
               highlight=False)
@@ -300,7 +302,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     left = batch.grid_size - done
     out.print(f"study {args.name!r} in {display_url(url)}: {done}/{batch.grid_size} simulations complete, "
-              f"{left} left")
+              f"{left} left ({batch.grid_size // batch.Nsims} points x {batch.Nsims} replicates)")
     fits = fits_of(list_studies(engine), args.name)
     if fits:
         out.print(f"fits of this Batch: {named_fits(fits)}", highlight=False)

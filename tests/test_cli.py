@@ -98,7 +98,7 @@ def test_status_imports_optuna_but_no_table_or_plot_library(swept):
     (["run", "PItest_off", "--storage", "nodb://"], "invalid storage URL"),
     (["run"], "required: name"),
     (["status", "missing"], "no larvastudy study 'missing'"),
-    (["run", "PItest_off", *SHORT, "--nsims", "2"], "holds another definition: Nsims: 1 -> 2"),
+    (["run", "PItest_off", "--set", "duration=0.3"], "holds another definition: duration: "),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_changes(swept, args, message):
     db = swept / "storage" / "larvastudy.db"

@@ -100,8 +100,8 @@ def test_up_front_errors_do_not_touch_storage(tmp_path):
         run_batch(dish(), storage=db, chunk_size=0)
     assert not db.exists()
     run_batch(dish(), storage=db)
-    with pytest.raises(SpecError, match="holds another definition: Nsims: 2 -> 3"):
-        run_batch(dish(Nsims=3), storage=db)
+    with pytest.raises(SpecError, match="holds another definition: seed: 0 -> 3"):
+        run_batch(dish(seed=3), storage=db)
     assert len(trials(db)) == 4
 
 

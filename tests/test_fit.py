@@ -158,6 +158,8 @@ def test_a_fit_and_a_sweep_never_share_a_study(tmp_path):
     run_batch(pitest(), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="one")
     with pytest.raises(SpecError, match="is an adaptive fit"):
         run_batch(pitest(), storage=tmp_path / "s.db", study_name="one")
+    with pytest.raises(SpecError, match="mean of its 2 replicates, so its Nsims stays 2; use another study name"):
+        run_batch(pitest(Nsims=3), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="one")
     run_batch(pitest(Nsims=1), storage=tmp_path / "s.db", study_name="two")
     with pytest.raises(SpecError, match="is a grid sweep"):
         run_batch(pitest(Nsims=1), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="two")

@@ -19,9 +19,10 @@ from larvastudy.errors import DefinitionChanged, SpecError
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs, load_batch
-from larvastudy.study import delete_study, open_storage, storage_url
+from larvastudy.study import delete_study, open_storage, open_study, storage_url
 from larvastudy.study.claims import ClaimBook
 from larvastudy.study.identity import differences
+from larvastudy.study.storage import setup_lock
 
 SHORT = ["--set", "duration=0.05"]
 TINY = ('experiment = "dish"\nNsims = 2\nmetrics = ["v_mu"]\n[sample]\n"crawler.freq" = [1.2, 1.6]\n'
@@ -127,6 +128,8 @@ def test_delete_refuses_a_running_study_then_removes_all_of_it(tmp_path, request
     run_batch(small(Nsims=1), storage=url, study_name="other")
     rdb = open_storage(url)
     study_id = rdb.get_study_id_from_name("small")
+    with setup_lock(url):
+        open_study(small(Nsims=3), rdb, "small")  # extends it: a third replicate per point, pending
     book = ClaimBook(rdb, study_id, small(Nsims=3), all_tasks(small(Nsims=3)), grace=60, retries=0)
     book.prepare(set, fresh=False)
     assert book.claim(1)  # this live process now runs a simulation of the study

@@ -86,7 +86,6 @@ def test_open_study_refuses_a_changed_definition(tmp_path):
     assert study.user_attrs["batch"] == batch.to_dict() and study.direction.name == "MAXIMIZE"
     open_study(dataclasses.replace(batch, description="same sweep, other words"), rdb, "small")
     for changes, found in [({"sample": {"gain_dict.CS": [1.0, 3.0]}}, "sample gain_dict.CS: [1.0, 2.0] -> [1.0, 3.0]"),
-                           ({"Nsims": 3}, "Nsims: 2 -> 3"),
                            ({"fixed": {"duration": 0.1}}, "duration: 0.05 -> 0.1"), ({"seed": 1}, "seed: 0 -> 1"),
                            ({"experiment": "dish", "sample": {"Npoints": [1]}},
                             "experiment: PItest_off -> dish; sample gain_dict.CS: [1.0, 2.0] -> unset; "

@@ -37,6 +37,7 @@ from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
                               setup_lock, storage_url)
+from larvastudy.study.study import stored_batch
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 from larvastudy.study.delete import replace_study
 
@@ -124,7 +125,9 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
 
     ``storage``: an Optuna RDB URL or SQLite path (default: see :func:`larvastudy.study.storage_url`).
     ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
-    a failing simulation; ``grace``: lease seconds (see the module). ``simulate``: the engine (a no-op
+    a failing simulation; ``grace``: lease seconds (see the module). An existing study with fewer replicates
+    than ``batch.Nsims`` is extended, one with more runs only its first ``batch.Nsims`` (see
+    :func:`~larvastudy.study.open_study`). ``simulate``: the engine (a no-op
     in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
     option, and :class:`SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
 
@@ -160,9 +163,10 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
             replace_study(url, name)
         fresh = not _exists(rdb, name)
         study = open_study(batch, rdb, name)
-        costs = point_costs(batch)
-        book = ClaimBook(rdb, rdb.get_study_id_from_name(name), batch, all_tasks(batch), grace=grace,
-                         retries=retries, costs=costs)
+        held = stored_batch(study.user_attrs, name, url)  # more replicates than batch if it asks for fewer
+        costs = point_costs(held)
+        book = ClaimBook(rdb, study._study_id, held, all_tasks(held), grace=grace, retries=retries, costs=costs,
+                         replicates=batch.Nsims)
         book.prepare(lambda: completed(study), fresh)
     counts = book.counts()
     run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)
@@ -172,7 +176,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     run.report()
     sizer = ClaimSizer(n_workers, left * float(costs.mean()), chunk_size)
     workers = min(n_workers, left if chunk_size is None else math.ceil(left / chunk_size))
-    with WorkerPool(batch, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
+    with WorkerPool(held, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
         try:
             while pool.alive:
                 for outcomes in pool.run(lambda: _claim(book, sizer, costs)):
@@ -223,7 +227,8 @@ def _exists(rdb: RDBStorage, name: str) -> bool:
 def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary:
     """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run.
 
-    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...).
+    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...). If another run
+    gives the study more replicates meanwhile, it stops (:class:`~larvastudy.study.claims.Renumbered`): start it again.
     """
     url = storage_url(storage)
     _, batch = load_study(open_storage(url, create=False), study_name)

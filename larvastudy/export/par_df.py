@@ -32,7 +32,8 @@ def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     A (grid point, replicate) with a COMPLETE trial contributes exactly that trial, so a resumed
     sweep's table equals an uninterrupted one's (up to ``trial`` and ``duration_s``). One that never
     completed contributes its latest FAIL trial, so failures stay visible. Trials without a grid
-    point or replicate (failed before the study layer recorded them) have nothing to report.
+    point or replicate (failed before the study layer recorded them) have nothing to report. Only the
+    first ``batch.Nsims`` replicates are read: the study may hold more (a run asked for fewer than it has).
     """
     axes = batch.axis_columns()
     metrics = [col for metric in batch.metrics for col in (metric, f"{metric}_std")]
@@ -41,7 +42,9 @@ def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     trials = trials_table(study).reindex(columns=["number", "state", "datetime_start", "datetime_complete",
                                                   *params.values(), *attrs.values()])
     key = [attrs["grid_point"], params[REPLICATE]]
-    trials = trials.dropna(subset=key).assign(complete=lambda t: t["state"] == TrialState.COMPLETE.name)
+    trials = trials.dropna(subset=key)
+    trials = trials[trials[params[REPLICATE]] < batch.Nsims].assign(
+        complete=lambda t: t["state"] == TrialState.COMPLETE.name)
     chosen = trials.sort_values([*key, "complete", "number"]).drop_duplicates(key, keep="last")
     df = pd.DataFrame({
         **{col: chosen[source] for col, source in params.items()},

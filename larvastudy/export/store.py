@@ -22,7 +22,7 @@ from larvastudy.export.par_df import build_par_df, pi_table, summary_df
 from larvastudy.export.tables import write_tables
 from larvastudy.study.records import rdb_storage
 from larvastudy.study.storage import sqlite_path
-from larvastudy.study.study import is_fit
+from larvastudy.study.study import BATCH_ATTR, is_fit
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Exported:
     tables: dict[str, str] = field(default_factory=dict)
     #: Tables of this study named by an older larvastudy, dropped (see :mod:`larvastudy.export.tables`).
     dropped: list[str] = field(default_factory=list)
+    #: One line if the study holds more replicates per point than were exported, else None.
+    note: str | None = None
 
 
 def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str | None = None) -> Exported:
@@ -44,7 +46,8 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
     storage (``storage_url``, else the study's own), also each table in the database (see
     :func:`write_tables`), replaced on re-export. An ExportError if a file or table cannot be written.
 
-    A grid sweep's tables: ``par_df``, ``summary`` and, for PItest batches, ``PIs`` (CSV only). An
+    A grid sweep's tables: ``par_df``, ``summary`` and, for PItest batches, ``PIs`` (CSV only), of the first
+    ``batch.Nsims`` replicates of each point (:attr:`Exported.note` says so if the study holds more). An
     adaptive fit's: ``par_df``, ``trials`` (one row per point) and, with several objectives, ``pareto``.
     """
     csv_only = {}
@@ -60,7 +63,7 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
     tables = {kind: table for kind, table in tables.items() if table is not None}
     url = storage_url or study_storage_url(study)
     database = None if url is None else sqlite_path(url)
-    exported = Exported(tables["par_df"], figs, skipped)
+    exported = Exported(tables["par_df"], figs, skipped, note=_fewer_replicates(study, batch))
     with staging(Path(outdir)) as stage:
         (stage.folder / "figures").mkdir(exist_ok=True)
         for kind, table in tables.items():
@@ -74,6 +77,15 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
             exported.tables, exported.dropped = write_tables(database, study.study_name, tables)
         stage.commit()
     return exported
+
+
+def _fewer_replicates(study: optuna.Study, batch: Any) -> str | None:
+    """:attr:`Exported.note`: whether grid study ``study`` holds more replicates per point than ``batch`` asks for."""
+    held = study.user_attrs.get(BATCH_ATTR, {}).get("Nsims", batch.Nsims)  # none: a study made outside larvastudy
+    if is_fit(study) or held <= batch.Nsims:
+        return None
+    return (f"study {study.study_name} holds {held} replicates per point; exporting the first {batch.Nsims} "
+            "(nothing is deleted)")
 
 
 def study_storage_url(study: optuna.Study) -> str | None:

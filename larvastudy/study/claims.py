@@ -29,6 +29,7 @@ which simulation, whose claim, when, and why.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from larvastudy.errors import SpecError
 from larvastudy.spec.batch import Batch
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
@@ -127,9 +129,11 @@ def event_counts(engine: sqlalchemy.Engine, study_id: int) -> dict[str, int]:
     return counts
 
 
-def _counts(session: Session, study_id: int) -> dict[str, int]:
+def _counts(session: Session, study_id: int, scope: Any = None) -> dict[str, int]:
+    """Claims per state of the study's tasks in ``scope`` (a condition; default all)."""
     state = case((_stale(_dead_owners(session, study_id)), STALE), else_=_C.state)
-    rows = session.execute(select(state, func.count()).where(_C.study_id == study_id).group_by(state)).all()
+    rows = session.execute(select(state, func.count()).where(_C.study_id == study_id if scope is None else scope)
+                           .group_by(state)).all()
     return {**dict.fromkeys((PENDING, RUNNING, STALE, DONE, FAILED), 0), **dict(rows)}
 
 
@@ -143,6 +147,55 @@ def _stale(dead: list[str], me: str | None = None) -> Any:
     """The condition of a stale claim (see the module), ``dead`` being :func:`_dead_owners`; never one of ``me``'s."""
     stale = and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
     return stale if me is None else and_(stale, _C.owner != me)
+
+
+class Renumbered(SpecError):
+    """The study's Nsims changed since this process set up its claims (see :class:`ClaimBook`)."""
+
+
+def stored_nsims(session: Session, study_id: int) -> int:
+    """The ``Nsims`` of the study's stored Batch (its ``batch`` user attribute, in Optuna's table: internal,
+    pinned by ``optuna<6``), as the caller's transaction sees it."""
+    from optuna.storages._rdb import models  # internal, see above
+
+    attrs = models.StudyUserAttributeModel.__table__.c
+    return json.loads(session.execute(select(attrs.value_json).where(attrs.study_id == study_id,
+                                                                    attrs.key == "batch")).scalar_one())["Nsims"]
+
+
+def renumber(session: Session, study_id: int, points: int, old: int, new: int, where: str) -> None:
+    """Number the study's claims (and their audit rows) for ``new`` replicates per point instead of ``old``
+    (``new`` > ``old``), adding pending claims for the new replicates of its ``points`` grid points, inside
+    the caller's transaction (under ``setup_lock``), which must also store the new Nsims (see :class:`ClaimBook`).
+
+    Refused (a SpecError naming ``where``, the study) while live processes hold claims; claims of lost ones
+    (stale) go back to pending first, kept as :data:`LOST` events. A study without claims yet gets them from
+    the next run's :meth:`ClaimBook.prepare`.
+    """
+    if not sqlalchemy.inspect(session.connection()).has_table(CLAIMS.name):
+        return
+    tasks = session.execute(select(_C.task, _C.state, _C.owner).where(_C.study_id == study_id)
+                            .with_for_update()).all()  # PostgreSQL: wait for claims and records under way
+    dead = _dead_owners(session, study_id)
+    stale = session.execute(select(_C.task, _C.owner).where(_C.study_id == study_id, _stale(dead))).all()
+    live = {r.owner for r in tasks if r.state == RUNNING} - {r.owner for r in stale}
+    if live:
+        raise SpecError(f"{where} is being run by {len(live)} process{'es' if len(live) > 1 else ''}; "
+                        "wait for them or stop them, then run it again")
+    if stale:
+        at = session.execute(select(_Clock())).scalar_one()
+        session.execute(insert(EVENTS), [{"study_id": study_id, "task": r.task, "owner": r.owner, "event": LOST,
+                                          "at": at, "detail": _lost(r.owner, r.owner in dead)[:255]} for r in stale])
+        session.execute(update(CLAIMS).where(_C.study_id == study_id, _C.state == RUNNING)
+                        .values(state=PENDING, owner=None, lease_until=None))
+    # Through negative numbers: no two rows of the primary key (study_id, task) ever meet midway.
+    for table, column in ((CLAIMS, _C.task), (EVENTS, EVENTS.c.task)):
+        session.execute(update(table).where(table.c.study_id == study_id)
+                        .values(task=-((column // old) * new + column % old) - 1))
+        session.execute(update(table).where(table.c.study_id == study_id).values(task=-column - 1))
+    session.execute(insert(CLAIMS), [{"study_id": study_id, "task": p * new + r, "state": PENDING, "owner": None,
+                                       "lease_until": None, "tries": 0, "failures": 0}
+                                      for p in range(points) for r in range(old, new)])
 
 
 @dataclass(frozen=True)
@@ -161,14 +214,21 @@ class ClaimBook:
     ``tasks``: every simulation of the sweep, ``tasks[i]`` being task ``i`` (first try); ``grace``:
     seconds a claim stays leased without a heartbeat; ``retries``: reruns of a failing simulation;
     ``costs``: each grid point's predicted cost per simulation, in the unit of :meth:`claim`'s ``work``
-    (default 1). Thread-safe (the heartbeat renews from another thread).
+    (default 1); ``replicates``: work only on the replicates below it (a run asking for fewer than the study
+    holds). Thread-safe (the heartbeat renews from another thread).
+
+    ``batch`` must be the study's stored Batch: tasks are numbered by its ``Nsims``, and :meth:`claim` and
+    :meth:`record` raise :class:`Renumbered` once another run has given the study more replicates
+    (:func:`renumber`), so that a process started before never runs or records a task by its old number.
     """
 
     def __init__(self, storage: optuna.storages.RDBStorage, study_id: int, batch: Batch, tasks: list[Task], *,
-                 grace: float, retries: int, costs: np.ndarray | None = None):
+                 grace: float, retries: int, costs: np.ndarray | None = None, replicates: int | None = None):
         self.owner = owner_id()
         self._engine, self._study_id, self._tasks = storage.engine, study_id, tasks
         self._nsims, self._grace, self._retries = batch.Nsims, grace, retries
+        self._scope = (_C.study_id == study_id if replicates is None or replicates >= batch.Nsims
+                       else and_(_C.study_id == study_id, _C.task % batch.Nsims < replicates))
         self._costs = np.ones(len(tasks) // batch.Nsims) if costs is None else costs
         self._factory = TrialFactory(batch)
         self._lock = threading.Lock()
@@ -208,8 +268,9 @@ class ClaimBook:
             dead = _dead_owners(session, self._study_id, self.owner)
             rows = session.execute(
                 select(_C.task, _C.state, _C.owner, _C.tries)
-                .where(_C.study_id == self._study_id, or_(_C.state == PENDING, _stale(dead, self.owner)))
+                .where(self._scope, or_(_C.state == PENDING, _stale(dead, self.owner)))
                 .order_by(_C.task).limit(most).with_for_update(skip_locked=True)).all()
+            self._check_numbering(session)
             if not rows:
                 return []
             costs = np.cumsum(self._costs[np.array([r.task for r in rows]) // self._nsims])
@@ -251,6 +312,7 @@ class ClaimBook:
             held = session.execute(select(_C.task, _C.failures).where(
                 self._in(RUNNING), _C.owner == self.owner, _C.task.in_(by_task)).order_by(_C.task).with_for_update()
             ).all()
+            self._check_numbering(session)
             ok = [r.task for r in held if by_task[r.task].error is None]
             failed = [r.task for r in held if by_task[r.task].error is not None]
             given_up = sum(r.failures >= self._retries for r in held if r.task in failed)
@@ -270,7 +332,7 @@ class ClaimBook:
 
     def counts(self) -> dict[str, int]:
         """Simulations of the study per claim state."""
-        return self._transact(lambda session: _counts(session, self._study_id))
+        return self._transact(lambda session: _counts(session, self._study_id, self._scope))
 
     def _log(self, session: Session, lost: list[tuple[int, str]], event: str, detail: Callable[[str], str]) -> None:
         """Keep ``(task, owner)`` claims that ended unfinished as ``event`` rows of the audit table."""
@@ -281,7 +343,16 @@ class ClaimBook:
                                              for task, owner in lost])
 
     def _in(self, state: str) -> Any:
-        return and_(_C.study_id == self._study_id, _C.state == state)
+        return and_(self._scope, _C.state == state)
+
+    def _check_numbering(self, session: Session) -> None:
+        """Raise :class:`Renumbered` if the study's Nsims is no longer this book's. Called after the claim rows
+        are locked: a renumbering, which locks them all first, is then either wholly visible or not begun."""
+        nsims = stored_nsims(session, self._study_id)
+        if nsims != self._nsims:
+            raise Renumbered(f"another run gave this study {nsims} replicates per point (it had {self._nsims} when "
+                             "this process started), so its simulations are numbered anew; start this process "
+                             "again to work on it")
 
     def _index(self, task: Task) -> int:
         return task.point * self._nsims + task.replicate

@@ -57,10 +57,10 @@ def share_space(study: optuna.Study, space: dict[str, list[Any]]) -> bool:
     storage, study_id = study._storage, study._study_id
     if SPACE_ATTR not in storage.get_study_system_attrs(study_id):
         storage.set_study_system_attr(study_id, SPACE_ATTR, space)
-    return _same(storage.get_study_system_attrs(study_id)[SPACE_ATTR], space)
+    return same_space(storage.get_study_system_attrs(study_id)[SPACE_ATTR], space)
 
 
-def _same(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
+def same_space(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
     """Whether two search spaces are equal as GridSampler compares them (1 == 1.0, NaN == NaN)."""
     return a.keys() == b.keys() and all(len(a[k]) == len(b[k]) and all(map(_equal, a[k], b[k])) for k in a)
 
@@ -95,12 +95,12 @@ class BatchGridSampler(GridSampler):
         study._storage.set_trial_system_attr(trial._trial_id, GRID_ID, grid_id)
 
     def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
-        shared = _same(study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR) or {},
+        shared = same_space(study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR) or {},
                        self._search_space)
         visited, running = set(), set()
         for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
             attrs = trial.system_attrs
-            if GRID_ID in attrs and (shared if SEARCH_SPACE not in attrs else _same(attrs[SEARCH_SPACE],
+            if GRID_ID in attrs and (shared if SEARCH_SPACE not in attrs else same_space(attrs[SEARCH_SPACE],
                                                                                     self._search_space)):
                 if trial.state.is_finished():
                     visited.add(attrs[GRID_ID])

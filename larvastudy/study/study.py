@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -15,6 +15,7 @@ from larvastudy.names import check_name
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.identity import differences
+from larvastudy.study.replicates import extend
 from larvastudy.study.storage import display_url
 from larvastudy.study.stored import missing_study
 
@@ -26,23 +27,33 @@ SAMPLER_ATTR = "sampler"
 COPIED_FROM = "copied_from"
 #: Definition fields that must match for a run to continue an existing study.
 _IDENTITY = ("experiment", "sample", "fixed", "Nsims", "metrics", "optimization", "seed", "targets")
+#: Those of a grid sweep, whose Nsims may change: more replicates extend it, fewer export the first ones.
+_GRID_IDENTITY = tuple(field for field in _IDENTITY if field != "Nsims")
 
 
 def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: str) -> optuna.Study:
     """The study ``study_name`` for ``batch``: created if new (its name checked, see :mod:`larvastudy.names`),
-    else checked to hold the same sweep. A Cartesian grid's search space is stored on the study, once (its
-    trials carry only ``grid_id``; see :mod:`larvastudy.study.grid`), also on a study made by an earlier
-    version, whose trials each carry it."""
+    else checked to hold the same sweep but for ``Nsims``. A higher Nsims extends the study
+    (:func:`~larvastudy.study.replicates.extend`; call under ``setup_lock``); with a lower one the study keeps
+    its replicates, and its stored Batch (user attribute :data:`BATCH_ATTR`) its Nsims, whose GridSampler the
+    study gets. A Cartesian grid's search space is stored on the study, once (its trials carry only
+    ``grid_id``; see :mod:`larvastudy.study.grid`), also on a study made by an earlier version, whose trials
+    each carry it."""
     _check_new_name(storage, study_name)
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=grid_sampler(batch),
                                 direction=batch.direction, load_if_exists=True)
+    held = batch
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
         if is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
                             "sweep another study name (--study-name, study_name=)")
-        _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
-    if batch.space.is_product:
-        share_space(study, search_space(batch))
+        held = stored_batch(study.user_attrs, study_name, storage.url)
+        _check_same(batch, held, study_name, storage.url, _GRID_IDENTITY)
+        if batch.Nsims != held.Nsims:  # a fresh study object: Optuna's cache holds the trials as they were
+            held = extend(study, held, batch.Nsims) if batch.Nsims > held.Nsims else held
+            study = optuna.load_study(study_name=study_name, storage=storage, sampler=grid_sampler(held))
+    if held.space.is_product:
+        share_space(study, search_space(held))
     return study
 
 
@@ -60,7 +71,12 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
         if not is_fit(study):
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
                             "another study name (--study-name, study_name=)")
-        _check_same(batch, stored_batch(study.user_attrs, study_name, storage.url), study_name, storage.url)
+        stored = stored_batch(study.user_attrs, study_name, storage.url)
+        if stored.Nsims != batch.Nsims:
+            raise SpecError(f"fit {study_name!r} in {display_url(storage.url)} scores each point by the mean of its "
+                            f"{stored.Nsims} replicates, so its Nsims stays {stored.Nsims}; use another study name "
+                            "(--study-name) for a fit with another Nsims")
+        _check_same(batch, stored, study_name, storage.url)
         if [d.name.lower() for d in study.directions] != directions or study.metric_names != names:
             raise SpecError(f"study {study_name!r} in {display_url(storage.url)} optimises "
                             f"{', '.join(study.metric_names or [])}, not {', '.join(names)}; use another study name")
@@ -104,7 +120,9 @@ def is_fit(study: optuna.Study) -> bool:
 
 def load_study(storage: optuna.storages.RDBStorage, study_name: str,
                batch: Batch | None = None) -> tuple[optuna.Study, Batch]:
-    """An existing larvastudy study and the Batch it was made from (checked to equal ``batch`` if given)."""
+    """An existing larvastudy study and the Batch it was made from, or ``batch`` if given, checked to be the same
+    sweep (a grid sweep's Nsims may differ: see :func:`open_study`). A grid study's sampler is the GridSampler
+    of its stored Batch."""
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
@@ -113,9 +131,9 @@ def load_study(storage: optuna.storages.RDBStorage, study_name: str,
     if batch is None:
         batch = stored
     else:
-        _check_same(batch, stored, study_name, storage.url)
-    if not is_fit(study) and batch.space.is_product:
-        study.sampler = grid_sampler(batch)
+        _check_same(batch, stored, study_name, storage.url, _IDENTITY if is_fit(study) else _GRID_IDENTITY)
+    if not is_fit(study) and stored.space.is_product:
+        study.sampler = grid_sampler(stored)
     return study, batch
 
 
@@ -139,9 +157,10 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
             if "grid_point" in t.user_attrs}
 
 
-def _check_same(batch: Batch, stored_batch: Batch, study_name: str, url: str) -> None:
+def _check_same(batch: Batch, stored_batch: Batch, study_name: str, url: str,
+                fields: Sequence[str] = _IDENTITY) -> None:
     current = json.loads(json.dumps(batch.to_dict()))
     stored = json.loads(json.dumps(stored_batch.to_dict()))  # later fields get defaults
-    changed = [key for key in _IDENTITY if stored[key] != current[key]]
+    changed = [key for key in fields if stored[key] != current[key]]
     if changed:
         raise DefinitionChanged(study_name, display_url(url), differences(stored, current, changed))
