@@ -26,7 +26,7 @@ def test_shipped_batches_load():
 
 def test_pitest_off_is_the_registry_grid():
     batch = load_batch("PItest_off")
-    grid = np.linspace(-100, 100, 4).tolist()
+    grid = [-100.0, -33.3333333333, 33.3333333333, 100.0]  # linspace(-100, 100, 4) to 12 significant digits
     assert batch.sample == {"gain_dict.CS": grid, "gain_dict.UCS": grid}
     assert batch.grid_size == 16 and len(batch.points()) == 16
     assert batch.points()[1] == {"gain_dict.CS": -100.0, "gain_dict.UCS": grid[1]}
@@ -54,7 +54,8 @@ def test_registry_decisions_in_shipped_batches():
 
 @pytest.mark.parametrize("spec, values", [
     ({"range": [0, 10], "Ngrid": 3}, [0, 5, 10]),
-    ({"range": [0, 10], "Ngrid": 4}, [0.0, 10 / 3, 20 / 3, 10.0]),
+    ({"range": [0, 10], "Ngrid": 4}, [0.0, 3.33333333333, 6.66666666667, 10.0]),  # 12 significant digits
+    ({"range": [0.1, 0.5], "Ngrid": 3}, [0.1, 0.3, 0.5]),  # linspace gives 0.30000000000000004
     ({"range": [0.0, 1.0], "Ngrid": 1}, [0.0]),
     ([[1, 3], 3], [1, 2, 3]),
     ({"values": ["a", "b"], "range": None}, ["a", "b"]),

@@ -139,3 +139,8 @@ def test_status_shows_simulations_claimed_by_a_running_sweep(tmp_path):
     finally:
         run.kill()
         run.wait()
+
+
+def test_show_prints_range_values_as_people_write_them(tmp_path):
+    shown = cli(tmp_path, "show", "PItest_off").stdout
+    assert "33.3333333333," in shown and "33.33333333333334" not in shown

@@ -8,6 +8,7 @@ import math
 import multiprocessing
 import sqlite3
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
 from larvastudy.errors import SpecError
+from larvastudy.execution import run_batch
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import (Outcome, Task, TrialFactory, add_trials, grid_ids, grid_sampler, load_study,
                               open_storage, open_study, search_space, storage_url)
@@ -190,3 +192,18 @@ def test_trials_table_reads_what_get_trials_gives(tmp_path):
     memory = optuna.create_study()  # not RDB: read through get_trials, the same table (trials renumbered)
     memory.add_trials(trials)
     pd.testing.assert_frame_equal(trials_table(memory).drop(columns="number"), table.drop(columns="number"))
+
+
+def test_a_study_made_before_range_values_were_rounded_runs_on_its_own_values(tmp_path):
+    """Range values are rounded to 12 significant digits now; a study whose stored Batch holds linspace's
+    exact values is the same sweep, and resumes and extends with those values (and their seeds)."""
+    url = storage_url(tmp_path / "s.db")
+    exact = np.linspace(0.1, 0.5, 3).tolist()
+    assert exact[1] == 0.30000000000000004
+    run_batch(small_batch(sample={"gain_dict.CS": exact}), storage=url)
+    rounded = small_batch(sample={"gain_dict.CS": {"range": [0.1, 0.5], "Ngrid": 3}}, Nsims=3)
+    assert rounded.space.values("gain_dict.CS") == [0.1, 0.3, 0.5]
+    summary = run_batch(rounded, storage=url, study_name="small")
+    assert summary.complete == 9
+    study, _ = load_study(open_storage(url), "small")
+    assert {t.params["gain_dict.CS"] for t in study.trials} == set(exact)

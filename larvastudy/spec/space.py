@@ -36,6 +36,8 @@ _KEYS = ("values", "range", "Ngrid", "log", "zip", "when")
 #: The most values an ``Ngrid`` may ask for: far beyond what any machine could sweep, but refused before
 #: the values are allocated.
 MAX_NGRID = 10_000_000
+#: Significant digits of the values of a range axis.
+DIGITS = 12
 
 
 @dataclass(frozen=True)
@@ -417,10 +419,16 @@ def _linspace(label: str, bounds: Any, ngrid: Any) -> list[Scalar]:
         raise SpecError(f"{label}: Ngrid must be a whole number >= 1, got {ngrid!r}")
     if ngrid > MAX_NGRID:
         raise SpecError(f"{label}: Ngrid = {ngrid:,} is more values than any sweep could run (at most {MAX_NGRID:,})")
-    values = np.linspace(bounds[0], bounds[1], ngrid).tolist()
-    if all(is_int(b) for b in bounds) and all(float(v).is_integer() for v in values):
+    values = [round_value(v) for v in np.linspace(bounds[0], bounds[1], ngrid).tolist()]
+    if all(is_int(b) for b in bounds) and all(v.is_integer() for v in values):
         return [int(v) for v in values]
-    return [float(v) for v in values]
+    return values
+
+
+def round_value(value: float) -> float:
+    """``value`` to :data:`DIGITS` significant digits, as people write it (``linspace`` gives
+    ``33.33333333333334`` and ``0.30000000000000004``; the trial parameters are what ``show`` prints)."""
+    return float(f"{value:.{DIGITS}g}")
 
 
 def _checked_values(label: str, values: Any) -> list[Scalar]:

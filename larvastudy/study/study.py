@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from larvastudy.errors import DefinitionChanged, SpecError
 from larvastudy.names import check_name
 from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.spec.space import round_value
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.identity import differences
 from larvastudy.study.replicates import extend
@@ -157,10 +158,23 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
             if "grid_point" in t.user_attrs}
 
 
+def _comparable(value: Any) -> Any:
+    """``value`` with its floats to :data:`~larvastudy.spec.space.DIGITS` significant digits: a study made
+    before range values were rounded holds ``33.33333333333334`` where a Batch now has ``33.3333333333``,
+    and is the same sweep (it keeps running on its stored values, see :func:`open_study`)."""
+    if isinstance(value, float):
+        return round_value(value)
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
+
+
 def _check_same(batch: Batch, stored_batch: Batch, study_name: str, url: str,
                 fields: Sequence[str] = _IDENTITY) -> None:
     current = json.loads(json.dumps(batch.to_dict()))
     stored = json.loads(json.dumps(stored_batch.to_dict()))  # later fields get defaults
-    changed = [key for key in fields if stored[key] != current[key]]
+    changed = [key for key in fields if _comparable(stored[key]) != _comparable(current[key])]
     if changed:
         raise DefinitionChanged(study_name, display_url(url), differences(stored, current, changed))
