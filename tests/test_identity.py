@@ -165,3 +165,23 @@ def test_python_batches_keep_their_own_studies(tmp_path, monkeypatch):
                         fixed={"Npoints": 2, "duration": 0.05}, Nsims=1, replace=True)
     replaced.simulate()
     assert replaced.summary.ran == 2  # deleted, then run from scratch
+
+
+def test_replace_studies_and_delete_on_postgresql(tmp_path, postgres):
+    """The same commands against a real PostgreSQL server, where no export table is written."""
+    (tmp_path / "tiny.toml").write_text(TINY)
+    assert cli(tmp_path, "run", "tiny.toml", "--storage", postgres).returncode == 0
+    changed = ("run", "tiny.toml", "--set", "duration=0.1", "--storage", postgres)
+    assert "duration: 0.05 -> 0.1" in one_line_error(cli(tmp_path, *changed))
+    result = cli(tmp_path, *changed, "--replace", "--yes")
+    assert result.returncode == 0 and "4/4 simulations complete" in result.stdout, result.stderr
+    listed = cli(tmp_path, "studies", "--storage", postgres).stdout
+    assert re.search(r"^tiny +tiny +dish +grid +4/4 simulations", listed, re.M), listed
+    result = cli(tmp_path, "delete", "tiny", "--yes", "--storage", postgres)
+    assert result.returncode == 0 and "deleted study 'tiny'" in result.stdout, result.stderr
+    engine = sqlalchemy.create_engine(postgres)
+    with engine.connect() as con:
+        for table in ("studies", "trials", "larvastudy_claims", "larvastudy_claim_events"):
+            assert con.execute(sqlalchemy.text(f"select count(*) from {table}")).scalar_one() == 0, table
+    engine.dispose()
+    assert cli(tmp_path, "studies", "--storage", postgres).stdout.startswith("0 studies in postgresql://")
