@@ -180,8 +180,16 @@ def test_replace_studies_and_delete_on_postgresql(tmp_path, postgres):
     result = cli(tmp_path, "delete", "tiny", "--yes", "--storage", postgres)
     assert result.returncode == 0 and "deleted study 'tiny'" in result.stdout, result.stderr
     engine = sqlalchemy.create_engine(postgres)
-    with engine.connect() as con:
-        for table in ("studies", "trials", "larvastudy_claims", "larvastudy_claim_events"):
-            assert con.execute(sqlalchemy.text(f"select count(*) from {table}")).scalar_one() == 0, table
+    with engine.connect() as con:  # the server is the module's: other tests' studies may remain
+        assert con.execute(sqlalchemy.text("select count(*) from studies where study_name = 'tiny'")).scalar_one() == 0
+        for table in ("trials", "larvastudy_claims", "larvastudy_claim_events"):
+            orphans = f"select count(*) from {table} t left join studies s using (study_id) where s.study_id is null"
+            assert con.execute(sqlalchemy.text(orphans)).scalar_one() == 0, table
     engine.dispose()
-    assert cli(tmp_path, "studies", "--storage", postgres).stdout.startswith("0 studies in postgresql://")
+    assert not re.search(r"^tiny ", cli(tmp_path, "studies", "--storage", postgres).stdout, re.M)
+
+
+def test_a_parameter_the_stored_study_leaves_at_its_preset_shows_the_preset_value(swept):
+    """The main job sets no duration: the refusal still names both values."""
+    refused = one_line_error(cli(swept, "run", "PItest_off", "--set", "Npoints=7"))
+    assert "holds another definition: " in refused and "Npoints: 30 (preset) -> 7" in refused

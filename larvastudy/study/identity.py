@@ -13,7 +13,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from larvastudy.errors import SpecError
+from larvastudy.spec import paths
 from larvastudy.spec.batch import Batch, list_batches, load_batch
+from larvastudy.spec.presets import experiment_tree
 
 #: Fields of ``Batch.to_dict()`` that name a study's sweep, Nsims aside (raising Nsims extends a study).
 FIELDS = ("experiment", "sample", "fixed", "metrics", "optimization", "seed", "targets")
@@ -25,7 +28,8 @@ _BY_ENTRY = {"fixed": "", "sample": "sample ", "optimization": "optimization ", 
 
 
 def differences(stored: Mapping[str, Any], requested: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
-    """Each difference of ``requested`` from ``stored`` (JSON-like ``Batch.to_dict()`` forms) in ``fields``."""
+    """Each difference of ``requested`` from ``stored`` (JSON-like ``Batch.to_dict()`` forms) in ``fields``; a
+    fixed parameter one side leaves unset shows the experiment's own value (``duration: 1.0 (preset) -> 0.3``)."""
     found = []
     for key in fields:
         before, after = stored.get(key), requested.get(key)
@@ -33,6 +37,8 @@ def differences(stored: Mapping[str, Any], requested: Mapping[str, Any], fields:
             for entry in dict.fromkeys([*before, *after]):
                 old, new = before.get(entry, _UNSET), after.get(entry, _UNSET)
                 if old != new:
+                    if key == "fixed":
+                        old, new = (_preset(stored.get("experiment"), entry) if v is _UNSET else v for v in (old, new))
                     found.append(f"{_BY_ENTRY[key]}{entry}: {_shown(old)} -> {_shown(new)}")
         elif before != after:
             found.append(f"{key}: {_shown(before)} -> {_shown(after)}")
@@ -54,9 +60,28 @@ def _identity(batch: Batch) -> dict[str, Any]:
     return {key: data[key] for key in FIELDS}
 
 
+class _Preset:
+    """The experiment's own value of a parameter no fixed override sets."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _preset(experiment: Any, name: str) -> Any:
+    """Parameter ``name``'s value in ``experiment``'s preset tree, or unset if it has none (or several)."""
+    try:
+        tree = experiment_tree(experiment)
+        found = {json.dumps(paths.get(tree, path)) for path in paths.resolve(tree, name)}
+    except (SpecError, KeyError, IndexError, TypeError):
+        return _UNSET
+    return _Preset(json.loads(found.pop())) if len(found) == 1 else _UNSET
+
+
 def _shown(value: Any) -> str:
     """A value in a difference: JSON-like, shortened if long."""
     if value is _UNSET:
         return "unset"
+    if isinstance(value, _Preset):
+        return f"{_shown(value.value)} (preset)"
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
