@@ -66,15 +66,29 @@ def test_each_point_is_simulated_nsims_times_and_scored_by_the_mean(tmp_path):
     assert len(par_df) == 15 and set(par_df["trial"]) == set(range(5))
 
 
-def test_threshold_stops_the_fit_and_a_rerun_runs_nothing(tmp_path):
-    batch = pitest(optimization={"fit_par": "PI", "minimize": False, "threshold": 0.3})
-    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40)
+def test_a_threshold_asked_for_stops_the_fit_and_a_rerun_runs_nothing(tmp_path):
+    batch = pitest(optimization={"fit_par": "PI", "minimize": False})
+    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40, threshold=0.3)
     assert summary.stopped == "stopped at the threshold" and summary.complete < 40
     values = [t.value for t in study_of(tmp_path / "s.db", "pi-random").trials]
     first = next(i for i, v in enumerate(values) if v >= 0.3)
     assert len(values) <= first + 2  # one worker: at most the one point queued behind it also ran
-    again = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40)
+    again = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40, threshold=0.3)
     assert (again.complete, again.stopped) == (summary.complete, "stopped at the threshold")
+
+
+def test_the_batch_threshold_is_not_a_stop_rule_and_status_says_which_is(tmp_path):
+    """The registry's threshold (PItest_off: 0.001, maximised) would stop a fit on its first point."""
+    batch = pitest(Nsims=1, optimization={"fit_par": "PI", "minimize": False, "threshold": 0.001, "max_Nsims": 5})
+    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="tpe", n_trials=12)
+    assert (summary.complete, summary.stopped) == (12, "trial budget spent")
+    status = subprocess.run([sys.executable, "-m", "larvastudy.cli", "status", "pi-tpe", "--storage",
+                             str(tmp_path / "s.db")], capture_output=True, text=True, check=True).stdout
+    assert "stop rule of the latest run (tpe): after 12 simulated trials\n" in status, status
+    run_batch(batch, storage=tmp_path / "s.db", sampler="tpe", n_trials=14, threshold=0.5)
+    status = subprocess.run([sys.executable, "-m", "larvastudy.cli", "status", "pi-tpe", "--storage",
+                             str(tmp_path / "s.db")], capture_output=True, text=True, check=True).stdout
+    assert "after 14 simulated trials, or at the first point whose PI is >= 0.5" in status, status
 
 
 def test_max_nsims_is_the_budget_and_a_rerun_continues_up_to_it(tmp_path, monkeypatch):
@@ -135,7 +149,7 @@ def test_several_targets_with_nsga2_export_the_pareto_front(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n_trials": 3}, "n_trials and warm_start need an adaptive sampler"),
+    ({"n_trials": 3}, "n_trials, threshold and warm_start need an adaptive sampler"),
     ({"sampler": "anneal", "n_trials": 3}, "unknown sampler 'anneal'; choose one of grid, random, tpe"),
     ({"sampler": "tpe"}, "sampler 'tpe' needs a number of trials"),
     ({"sampler": "tpe", "n_trials": 0}, "n_trials must be a whole number >= 1, got 0"),

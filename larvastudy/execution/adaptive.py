@@ -6,14 +6,17 @@ user attributes hold the metrics' means over replicates and, under ``replicates`
 seed and metrics, from which the exporter builds par_df. The run asks the sampler for a new point
 whenever a worker process has room, so ``n_jobs`` workers keep busy (TPE's constant liar keeps
 parallel proposals apart). It stops after ``n_trials`` simulated trials (default
-``optimization.max_Nsims``) or once a trial reaches ``optimization.threshold``; running it again
-continues the same study up to the same budget. Trials a crash or kill left RUNNING are marked FAIL
+``optimization.max_Nsims``), or, only when asked with ``threshold``, once a trial's objective reaches it
+(see :func:`stop_rule`); running it again continues the same study up to the same budget. The Batch's
+``optimization.threshold`` is larvaworld's registry value and is never a stop rule by itself: the
+registry's 0.001 would end a fit on its first point. Trials a crash or kill left RUNNING are marked FAIL
 when the next run starts: one process runs a fit at a time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -34,7 +37,7 @@ from larvastudy.execution.worker import Simulate
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
 from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
-from larvastudy.study.study import COPIED_FROM, open_fit_study
+from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
 _SAMPLERS = {
@@ -92,19 +95,47 @@ def make_sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
         return _SAMPLERS[name](seed, n_trials)
 
 
-def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
-              n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
-              simulate: Simulate) -> FitSummary:
-    """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
-    the same storage whose completed points are copied in (not re-simulated) before the first run."""
-    if sampler not in _SAMPLERS:
-        raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+def trial_budget(batch: Batch, sampler: str, n_trials: int | None) -> int:
+    """The trials a fit runs: ``n_trials``, else the Batch's ``optimization.max_Nsims``; a SpecError if neither."""
     budget = n_trials if n_trials is not None else (batch.optimization.max_Nsims if batch.optimization else None)
     if budget is None:
         raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
                         "or max_Nsims in [optimization]")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SpecError(f"n_trials must be a whole number >= 1, got {budget!r}")
+    return budget
+
+
+def check_threshold(threshold: object) -> float | None:
+    """``threshold`` if it is None or a finite number, else a SpecError."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise SpecError(f"threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
+
+
+def stop_rule(batch: Batch, budget: int, threshold: float | None, multi: bool = False) -> str:
+    """When a fit of ``batch`` stops, in words (``show``, ``status`` and the README say the same)."""
+    rule = f"after {budget} simulated trials"
+    if threshold is None:
+        return rule
+    if batch.direction == "maximize" and not multi:
+        return f"{rule}, or at the first point whose {batch.objective_name()} is >= {threshold:g}"
+    what = "every target error" if multi else batch.objective_name()
+    return f"{rule}, or at the first point whose {what} is <= {threshold:g}"
+
+
+def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
+              n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
+              threshold: float | None = None, simulate: Simulate) -> FitSummary:
+    """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
+    the same storage whose completed points are copied in (not re-simulated) before the first run.
+    ``threshold``: also stop at the first point whose objective reaches it (see :func:`stop_rule`)."""
+    if sampler not in _SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+    budget = trial_budget(batch, sampler, n_trials)
+    threshold = check_threshold(threshold)
     multi = sampler == "nsga2" and len(batch.targets) > 1
     rdb = open_storage(storage)
     with setup_lock(storage):
@@ -112,7 +143,9 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
         _fail_abandoned(study)
         copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
-    run = _Fit(study, batch, sampler, budget, multi, progress, copied, display_url(storage))
+        study.set_user_attr(FIT_RUN_ATTR, {"sampler": sampler, "n_trials": budget, "threshold": threshold,
+                                           "rule": stop_rule(batch, budget, threshold, multi)})
+    run = _Fit(study, batch, sampler, budget, threshold, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
     with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals():
@@ -140,9 +173,10 @@ class FitInterrupted(KeyboardInterrupt):
 class _Fit:
     """One run of a fit: asks points, tells their objective, decides when to stop."""
 
-    def __init__(self, study: optuna.Study, batch: Batch, sampler: str, budget: int, multi: bool,
-                 progress: ProgressCallback | None, copied: int, url: str):
+    def __init__(self, study: optuna.Study, batch: Batch, sampler: str, budget: int, threshold: float | None,
+                 multi: bool, progress: ProgressCallback | None, copied: int, url: str):
         self.study, self.batch, self.sampler, self.budget, self.multi = study, batch, sampler, budget, multi
+        self.threshold = threshold
         self._progress, self._copied, self._url = progress, copied, url
         self._running: dict[int, optuna.trial.Trial] = {}
         self._failed = 0
@@ -215,12 +249,11 @@ class _Fit:
                           time.monotonic() - self._start, best_values, best_params, stopped, self._copied)
 
     def _meets_threshold(self, values: Sequence[float] | None) -> bool:
-        threshold = self.batch.optimization.threshold if self.batch.optimization else None
-        if threshold is None or values is None:
+        if self.threshold is None or values is None:
             return False
         if self.batch.direction == "maximize" and not self.multi:
-            return values[0] >= threshold
-        return all(v <= threshold for v in values)
+            return values[0] >= self.threshold
+        return all(v <= self.threshold for v in values)
 
     def _report(self) -> None:
         if self._progress is not None:

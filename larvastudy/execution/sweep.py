@@ -117,7 +117,7 @@ def _positive_int(value: object, minimum: int = 1) -> bool:
 def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
               progress: ProgressCallback | None = None, allow_large: bool = False,
               chunk_size: int | None = None, retries: int = 0, grace: float = GRACE, sampler: str = "grid",
-              n_trials: int | None = None, warm_start: str | None = None,
+              n_trials: int | None = None, warm_start: str | None = None, threshold: float | None = None,
               simulate: Simulate = simulate_many) -> SweepSummary | FitSummary:
     """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
@@ -129,7 +129,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
 
     ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
     makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
-    default, optionally warm-started from the grid study ``warm_start``; it returns a
+    default, optionally warm-started from the grid study ``warm_start`` and stopped early at ``threshold``;
+    it returns a
     :class:`~larvastudy.execution.adaptive.FitSummary` (see :mod:`larvastudy.execution.adaptive`).
     """
     n_workers = worker_count(n_jobs)
@@ -139,9 +140,9 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
                             "replicates in one engine call and records a failure as a FAIL trial")
         return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
                          study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
-                         progress=progress, warm_start=warm_start, simulate=simulate)
-    if n_trials is not None or warm_start is not None:
-        raise SpecError("n_trials and warm_start need an adaptive sampler (e.g. --sampler tpe); "
+                         progress=progress, warm_start=warm_start, threshold=threshold, simulate=simulate)
+    if n_trials is not None or warm_start is not None or threshold is not None:
+        raise SpecError("n_trials, threshold and warm_start need an adaptive sampler (e.g. --sampler tpe); "
                         "a grid sweep runs its whole grid")
     batch.check_size(allow_large)
     if chunk_size is not None and not _positive_int(chunk_size):
