@@ -193,7 +193,7 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from larvastudy.execution import SweepInterrupted, join_sweep
+    from larvastudy.execution import FitInterrupted, SweepInterrupted, join_sweep
     from larvastudy.study.storage import storage_url
 
     url = storage_url(args.storage)
@@ -201,7 +201,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
-    except SweepInterrupted as stop:
+    except (SweepInterrupted, FitInterrupted) as stop:
         progress.close()
         err.print(str(stop), markup=False, highlight=False)
         return 128 + stop.signum
@@ -394,12 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--yes", action="store_true", help="allow sweeps of more than 100,000 simulations")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
         run.add_argument("--grace", type=_grace, default=GRACE,
-                         help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+                         help=f"seconds before a silent process's simulations or fit trials are rerun (default {GRACE:.0f})")
         log_every(run)
         fit = run.add_argument_group("fitting (adaptive samplers)")
         fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
                          help="grid: the whole grid (default); others propose points adaptively")
-        fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
+        fit.add_argument("--n-trials", type=int, help="the study's budget of points to simulate, shared by every "
+                         "process on it (each Nsims times; default: max_Nsims)")
         fit.add_argument("--threshold", type=float, metavar="VALUE",
                          help="also stop at the first point whose objective reaches VALUE (>= when maximising, "
                               "<= otherwise; the Batch's own threshold is never a stop rule)")
@@ -424,8 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="simulations per claim and engine call (default: automatic)")
         log_every(worker)
 
-    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep (on any machine sharing "
-                            "its storage) until its grid is done; exit 1 if simulations failed for good")
+    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep or fit (on any machine "
+                            "sharing its storage) until its grid or trial budget is done; exit 1 if simulations "
+                            "failed for good")
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")

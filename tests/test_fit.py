@@ -249,7 +249,7 @@ def test_cmaes_recovers_gain_and_crawler_frequency(tmp_path):
     assert abs(summary.best_params["crawler.freq"] - 1.2) <= 0.05  # v_mu pins the frequency closely
 
 
-def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_path):
+def test_ctrl_c_stops_a_fit_gives_back_points_in_flight_and_a_rerun_continues(tmp_path):
     env = {**os.environ, "LARVASTUDY_STORAGE": str(tmp_path / "s.db")}
     args = [sys.executable, "-m", "larvastudy.cli", "run", "chemotaxis_fit", "--sampler", "random", "--n-trials", "400"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -260,11 +260,16 @@ def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_pat
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resume with: larvastudy run chemotaxis_fit --sampler random" in err, err
     study = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
-    failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert failed and {t.user_attrs["error"] for t in failed} == {"interrupted"}
+    states = {t.state for t in study.trials}
+    given_back = study.get_trials(states=(TrialState.WAITING,))
+    assert states == {TrialState.COMPLETE, TrialState.WAITING} and len(given_back) == 1, states  # -j 1: one in flight
+    assert "(0 by this run" not in err and "1 it had started are given back" in err, err
     done = len(study.get_trials(states=(TrialState.COMPLETE,)))
     assert run_batch(load_batch("chemotaxis_fit"), storage=tmp_path / "s.db", sampler="random", n_trials=done + 2,
                      study_name="chemotaxis_fit-random").complete == done + 2
+    again = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
+    assert again.trials[given_back[0].number].state == TrialState.COMPLETE  # its point ran first, same trial
+    assert {t.state for t in again.trials} == {TrialState.COMPLETE}
 
 
 def _complete_trials(db: Path) -> int:

@@ -38,6 +38,7 @@ from larvastudy.spec.batch import Batch
 from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
                               setup_lock, storage_url)
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
+from larvastudy.study.study import FIT_RUN_ATTR
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -140,7 +141,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
                             "replicates in one engine call and records a failure as a FAIL trial")
         return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
                          study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
-                         progress=progress, warm_start=warm_start, threshold=threshold, simulate=simulate)
+                         progress=progress, warm_start=warm_start, threshold=threshold, grace=check_grace(grace),
+                         simulate=simulate)
     if n_trials is not None or warm_start is not None or threshold is not None:
         raise SpecError("n_trials, threshold and warm_start need an adaptive sampler (e.g. --sampler tpe); "
                         "a grid sweep runs its whole grid")
@@ -215,13 +217,17 @@ def _exists(rdb: RDBStorage, name: str) -> bool:
     return True
 
 
-def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary:
-    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run.
+def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary | FitSummary:
+    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run: a
+    grid sweep, or a fit by its latest run's sampler, budget and threshold.
 
     ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...).
     """
     url = storage_url(storage)
-    _, batch = load_study(open_storage(url, create=False), study_name)
+    study, batch = load_study(open_storage(url, create=False), study_name)
+    fit = study.user_attrs.get(FIT_RUN_ATTR)
+    if fit is not None:
+        options = {**options, "sampler": fit["sampler"], "n_trials": fit["n_trials"], "threshold": fit["threshold"]}
     return run_batch(batch, storage=url, study_name=study_name, allow_large=True, **options)
 
 
