@@ -3,6 +3,7 @@ and calibration tests that recover known parameters of the chemotaxis model."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -279,3 +280,18 @@ def _complete_trials(db: Path) -> int:
         return len(study_of(db, "chemotaxis_fit-random").get_trials(states=(TrialState.COMPLETE,)))
     except SpecError:
         return 0
+
+
+def test_nsga2_with_two_targets_is_warm_started_with_both_objectives(tmp_path, monkeypatch):
+    monkeypatch.setenv(COUNT_FILE, str(tmp_path / "count"))
+    grid = pitest()
+    run_batch(grid, storage=tmp_path / "s.db")
+    fit = dataclasses.replace(grid, targets={"PI": 0.5, "v_mu": 1.3})
+    summary = run_batch(fit, storage=tmp_path / "s.db", sampler="nsga2", n_trials=2, warm_start="pi",
+                        simulate=counting_simulate)
+    assert (summary.copied, summary.complete) == (6, 2) and simulations_run(tmp_path / "count") == 2 * fit.Nsims
+    study = study_of(tmp_path / "s.db", "pi-nsga2")
+    for trial in study.trials:
+        pi, v = trial.user_attrs["PI"], trial.user_attrs["v_mu"]
+        assert trial.values == pytest.approx([abs(pi - 0.5) / 0.5, abs(v - 1.3) / 1.3])
+    assert len(study.best_trials) >= 1

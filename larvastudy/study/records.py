@@ -134,10 +134,10 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
         return shared[id(value)][1]
 
     for trial_id, trial in zip(trial_ids, trials):
-        if trial.value is not None:
-            stored, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
+        for objective, value in enumerate(trial.values or ()):  # every objective of a multi-objective trial
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
             tables[models.TrialValueModel].append(
-                {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": kind})
+                {"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
         for name, value in trial.params.items():
             dist = trial.distributions[name]
             tables[models.TrialParamModel].append(
