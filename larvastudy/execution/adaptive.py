@@ -220,7 +220,8 @@ class _Fit:
             if trial_id is None:
                 self._complete = self.leases.counts()[0]
                 return []
-            self.study.get_trials(deepcopy=False)  # Optuna's storage cache learns of the trial, as in study.ask()
+            self.study._thread_local.cached_all_trials = None  # samplers see the latest trials, as after study.ask()
+            self.study.get_trials(deepcopy=False)  # and Optuna's storage cache learns of this one
             trial = optuna.trial.Trial(self.study, trial_id)
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
