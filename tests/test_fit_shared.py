@@ -106,3 +106,14 @@ def test_a_silent_processs_trial_is_rerun_after_its_lease_expires(tmp_path):
 
 def test_a_killed_processs_trial_is_rerun_at_once(tmp_path):
     _lose_a_trial(tmp_path, signal.SIGKILL)
+
+
+def test_a_running_trial_an_earlier_version_left_is_given_back(tmp_path):
+    db = str(tmp_path / "s.db")
+    assert finish([start(tmp_path, "run", *FIT, "--n-trials", "1", "--storage", db)]) == [1]
+    study = load_study(open_storage(storage_url(db)), "f")[0]
+    left = study.ask()  # RUNNING with no lease, as a killed run of an earlier larvastudy left it
+    left.suggest_float("gain_dict.Odor", 0.0, 600.0)
+    left.suggest_float("crawler.freq", 1.0, 1.6)
+    assert finish([start(tmp_path, "run", *FIT, "--n-trials", "2", "--storage", db)]) == [1]
+    assert states(db) == [TrialState.COMPLETE] * 2  # the left trial's point ran, nothing else

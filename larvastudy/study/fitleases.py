@@ -66,8 +66,18 @@ class FitLeases:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        """Create the leases table if need be (call under ``setup_lock``)."""
+        """Create the leases table if need be, and give back (WAITING) RUNNING trials without a lease: an earlier
+        larvastudy's, left by a killed run (a trial and its lease are made together). Call under ``setup_lock``."""
         LEASES.create(self._engine, checkfirst=True)
+
+        def work(session: Session) -> None:
+            trials = _models().TrialModel.__table__
+            session.execute(update(trials).where(
+                trials.c.study_id == self._study_id, trials.c.state == TrialState.RUNNING,
+                trials.c.trial_id.not_in(select(_L.trial_id).where(_L.study_id == self._study_id)))
+                .values(state=TrialState.WAITING, datetime_start=None))
+
+        self._transact(work)
 
     def take(self, budget: int) -> int | None:
         """A trial id leased to this process, or None once COMPLETE and leased trials reach ``budget``."""
