@@ -117,7 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = run_batch(batch, storage=url, study_name=name, n_jobs=args.n_jobs, progress=progress,
                             allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
-                            n_trials=args.n_trials, warm_start=warm_start, replace=args.replace)
+                            n_trials=args.n_trials, warm_start=warm_start, threshold=args.threshold,
+                            replace=args.replace)
     except (SweepInterrupted, FitInterrupted) as stop:
         progress.close()
         err.print(f"{stop.stored}; resume with: larvastudy {shlex.join(args.argv)}", markup=False, highlight=False)
@@ -224,7 +225,7 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from larvastudy.execution import SweepInterrupted, join_sweep
+    from larvastudy.execution import FitInterrupted, SweepInterrupted, join_sweep
     from larvastudy.study.storage import storage_url
 
     url = storage_url(args.storage)
@@ -232,7 +233,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
-    except SweepInterrupted as stop:
+    except (SweepInterrupted, FitInterrupted) as stop:
         progress.close()
         err.print(str(stop), markup=False, highlight=False)
         return 128 + stop.signum
@@ -275,7 +276,19 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"e.g. larvastudy run {args.name} --sampler tpe --n-trials 50 ({batch.Nsims} simulations per trial)")
     out.print(f"fixed: {batch.fixed or '-'}")
     out.print(f"metrics: {', '.join(batch.metrics)}; objective: {batch.direction} {batch.objective_name()}")
+    out.print(_stop_rules(batch), highlight=False)
     return 0
+
+
+def _stop_rules(batch: Batch) -> str:
+    """What the Batch's ``[optimization]`` numbers do in a grid sweep and in a fit (see README, Fitting a model)."""
+    opt = batch.optimization
+    trials = (f"max_Nsims = {opt.max_Nsims} trials unless --n-trials N" if opt and opt.max_Nsims
+              else "--n-trials N trials")
+    registry = (f"; the Batch's threshold {opt.threshold:g} is not a stop rule (--threshold VALUE makes one)"
+                if opt and opt.threshold is not None else "")
+    grid = "a grid sweep runs its whole grid, its par_df's fit column holding each simulation's objective"
+    return f"stop rules: {grid}; a fit runs {trials}{registry}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -283,7 +296,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                                          event_counts)
     from larvastudy.study.storage import display_url, open_engine, storage_url
     from larvastudy.study.stored import fits_of, list_studies, named_fits, read_study
-    from larvastudy.study.study import SAMPLER_ATTR, stored_batch
+    from larvastudy.study.study import FIT_RUN_ATTR, SAMPLER_ATTR, stored_batch
 
     url = storage_url(args.storage)
     engine = open_engine(url)
@@ -295,6 +308,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print(f"fit {args.name!r} in {display_url(url)} ({stored.user_attrs[SAMPLER_ATTR]}): {done} points "
                   f"complete, {batch.Nsims} simulations each")
         out.print(by_state)
+        if FIT_RUN_ATTR in stored.user_attrs:
+            run = stored.user_attrs[FIT_RUN_ATTR]
+            out.print(f"stop rule of the latest run ({run['sampler']}): {run['rule']}", highlight=False)
         if stored.best is not None:
             name = (stored.metric_names or ["objective"])[0]
             out.print(f"best {name} {stored.best.value:.4g} (trial {stored.best.number}): "
@@ -445,12 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="confirm: sweeps of more than 100,000 simulations, --replace without asking")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
         run.add_argument("--grace", type=_grace, default=GRACE,
-                         help=f"seconds before a silent worker's simulations are rerun (grid; default {GRACE:.0f})")
+                         help=f"seconds before a silent process's simulations or fit trials are rerun (default {GRACE:.0f})")
         log_every(run)
         fit = run.add_argument_group("fitting (adaptive samplers)")
         fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
                          help="grid: the whole grid (default); others propose points adaptively")
-        fit.add_argument("--n-trials", type=int, help="points to simulate (each Nsims times; default: max_Nsims)")
+        fit.add_argument("--n-trials", type=int, help="the study's budget of points to simulate, shared by every "
+                         "process on it (each Nsims times; default: max_Nsims)")
+        fit.add_argument("--threshold", type=float, metavar="VALUE",
+                         help="also stop at the first point whose objective reaches VALUE (>= when maximising, "
+                              "<= otherwise; the Batch's own threshold is never a stop rule)")
         fit.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
                          help="fit metrics to values, e.g. --target v_mu=1.35 (repeatable; nsga2: one objective each)")
         fit.add_argument("--warm-start", nargs="?", const="", metavar="STUDY",
@@ -472,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="simulations per claim and engine call (default: automatic)")
         log_every(worker)
 
-    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep (on any machine sharing "
-                            "its storage) until its grid is done; exit 1 if simulations failed for good")
+    worker = sub.add_parser("worker", setup=worker_arguments, help="join a study's sweep or fit (on any machine "
+                            "sharing its storage) until its grid or trial budget is done; exit 1 if simulations "
+                            "failed for good")
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="the resolved sample space and grid size")

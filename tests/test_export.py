@@ -103,8 +103,10 @@ def test_par_df_columns_rows_and_failures(tmp_path: Path) -> None:
     par_df = build_par_df(make_study(trials, sqlite_url(tmp_path)), PI_BATCH)
 
     assert list(par_df.columns) == ["CS", "UCS", "replicate", "seed", "PI", "PI_std", "PI2", "PI2_std",
-                                    "v_mu", "v_mu_std", "trial", "state", "duration_s", "error"]
+                                    "v_mu", "v_mu_std", "fit", "trial", "state", "duration_s", "error"]
     assert len(par_df) == 16 * 2
+    done = par_df[par_df["state"] == "COMPLETE"]
+    assert done["fit"].tolist() == done["PI"].tolist() and par_df.loc[par_df["state"] == "FAIL", "fit"].isna().all()
     seeds = [1000 * p + r for p in range(16) for r in range(2)]
     assert par_df["seed"].tolist() == seeds  # grid point, then replicate
     assert par_df["CS"].tolist() == [g for g in GAINS for _ in range(8)]

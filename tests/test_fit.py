@@ -3,6 +3,7 @@ and calibration tests that recover known parameters of the chemotaxis model."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -66,15 +67,29 @@ def test_each_point_is_simulated_nsims_times_and_scored_by_the_mean(tmp_path):
     assert len(par_df) == 15 and set(par_df["trial"]) == set(range(5))
 
 
-def test_threshold_stops_the_fit_and_a_rerun_runs_nothing(tmp_path):
-    batch = pitest(optimization={"fit_par": "PI", "minimize": False, "threshold": 0.3})
-    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40)
+def test_a_threshold_asked_for_stops_the_fit_and_a_rerun_runs_nothing(tmp_path):
+    batch = pitest(optimization={"fit_par": "PI", "minimize": False})
+    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40, threshold=0.3)
     assert summary.stopped == "stopped at the threshold" and summary.complete < 40
     values = [t.value for t in study_of(tmp_path / "s.db", "pi-random").trials]
     first = next(i for i, v in enumerate(values) if v >= 0.3)
     assert len(values) <= first + 2  # one worker: at most the one point queued behind it also ran
-    again = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40)
+    again = run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=40, threshold=0.3)
     assert (again.complete, again.stopped) == (summary.complete, "stopped at the threshold")
+
+
+def test_the_batch_threshold_is_not_a_stop_rule_and_status_says_which_is(tmp_path):
+    """The registry's threshold (PItest_off: 0.001, maximised) would stop a fit on its first point."""
+    batch = pitest(Nsims=1, optimization={"fit_par": "PI", "minimize": False, "threshold": 0.001, "max_Nsims": 5})
+    summary = run_batch(batch, storage=tmp_path / "s.db", sampler="tpe", n_trials=12)
+    assert (summary.complete, summary.stopped) == (12, "trial budget spent")
+    status = subprocess.run([sys.executable, "-m", "larvastudy.cli", "status", "pi-tpe", "--storage",
+                             str(tmp_path / "s.db")], capture_output=True, text=True, check=True).stdout
+    assert "stop rule of the latest run (tpe): after 12 simulated trials\n" in status, status
+    run_batch(batch, storage=tmp_path / "s.db", sampler="tpe", n_trials=14, threshold=0.5)
+    status = subprocess.run([sys.executable, "-m", "larvastudy.cli", "status", "pi-tpe", "--storage",
+                             str(tmp_path / "s.db")], capture_output=True, text=True, check=True).stdout
+    assert "after 14 simulated trials, or at the first point whose PI is >= 0.5" in status, status
 
 
 def test_max_nsims_is_the_budget_and_a_rerun_continues_up_to_it(tmp_path, monkeypatch):
@@ -135,7 +150,7 @@ def test_several_targets_with_nsga2_export_the_pareto_front(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n_trials": 3}, "n_trials and warm_start need an adaptive sampler"),
+    ({"n_trials": 3}, "n_trials, threshold and warm_start need an adaptive sampler"),
     ({"sampler": "anneal", "n_trials": 3}, "unknown sampler 'anneal'; choose one of grid, random, tpe"),
     ({"sampler": "tpe"}, "sampler 'tpe' needs a number of trials"),
     ({"sampler": "tpe", "n_trials": 0}, "n_trials must be a whole number >= 1, got 0"),
@@ -237,7 +252,7 @@ def test_cmaes_recovers_gain_and_crawler_frequency(tmp_path):
     assert abs(summary.best_params["crawler.freq"] - 1.2) <= 0.05  # v_mu pins the frequency closely
 
 
-def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_path):
+def test_ctrl_c_stops_a_fit_gives_back_points_in_flight_and_a_rerun_continues(tmp_path):
     env = {**os.environ, "LARVASTUDY_STORAGE": str(tmp_path / "s.db")}
     args = [sys.executable, "-m", "larvastudy.cli", "run", "chemotaxis_fit", "--sampler", "random", "--n-trials", "400"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -248,11 +263,16 @@ def test_ctrl_c_stops_a_fit_marks_points_in_flight_and_a_rerun_continues(tmp_pat
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "resume with: larvastudy run chemotaxis_fit --sampler random" in err, err
     study = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
-    failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert failed and {t.user_attrs["error"] for t in failed} == {"interrupted"}
+    states = {t.state for t in study.trials}
+    given_back = study.get_trials(states=(TrialState.WAITING,))
+    assert states == {TrialState.COMPLETE, TrialState.WAITING} and len(given_back) == 1, states  # -j 1: one in flight
+    assert "(0 by this run" not in err and "1 it had started are given back" in err, err
     done = len(study.get_trials(states=(TrialState.COMPLETE,)))
     assert run_batch(load_batch("chemotaxis_fit"), storage=tmp_path / "s.db", sampler="random", n_trials=done + 2,
                      study_name="chemotaxis_fit-random").complete == done + 2
+    again = study_of(tmp_path / "s.db", "chemotaxis_fit-random")
+    assert again.trials[given_back[0].number].state == TrialState.COMPLETE  # its point ran first, same trial
+    assert {t.state for t in again.trials} == {TrialState.COMPLETE}
 
 
 def _complete_trials(db: Path) -> int:
@@ -262,3 +282,18 @@ def _complete_trials(db: Path) -> int:
         return len(study_of(db, "chemotaxis_fit-random").get_trials(states=(TrialState.COMPLETE,)))
     except SpecError:
         return 0
+
+
+def test_nsga2_with_two_targets_is_warm_started_with_both_objectives(tmp_path, monkeypatch):
+    monkeypatch.setenv(COUNT_FILE, str(tmp_path / "count"))
+    grid = pitest()
+    run_batch(grid, storage=tmp_path / "s.db")
+    fit = dataclasses.replace(grid, targets={"PI": 0.5, "v_mu": 1.3})
+    summary = run_batch(fit, storage=tmp_path / "s.db", sampler="nsga2", n_trials=2, warm_start="pi",
+                        simulate=counting_simulate)
+    assert (summary.copied, summary.complete) == (6, 2) and simulations_run(tmp_path / "count") == 2 * fit.Nsims
+    study = study_of(tmp_path / "s.db", "pi-nsga2")
+    for trial in study.trials:
+        pi, v = trial.user_attrs["PI"], trial.user_attrs["v_mu"]
+        assert trial.values == pytest.approx([abs(pi - 0.5) / 0.5, abs(v - 1.3) / 1.3])
+    assert len(study.best_trials) >= 1

@@ -189,7 +189,8 @@ def test_replace_studies_and_delete_on_postgresql(tmp_path, postgres):
     assert not re.search(r"^tiny ", cli(tmp_path, "studies", "--storage", postgres).stdout, re.M)
 
 
-def test_a_parameter_the_stored_study_leaves_at_its_preset_shows_the_preset_value(swept):
-    """The main job sets no duration: the refusal still names both values."""
-    refused = one_line_error(cli(swept, "run", "PItest_off", "--set", "Npoints=7"))
+def test_a_parameter_the_stored_study_leaves_at_its_preset_shows_the_preset_value(tmp_path):
+    """The main job does not set Npoints: the refusal still names both values."""
+    assert cli(tmp_path, "run", "PItest_off", *SHORT).returncode == 0
+    refused = one_line_error(cli(tmp_path, "run", "PItest_off", *SHORT, "--set", "Npoints=7"))
     assert "holds another definition: " in refused and "Npoints: 30 (preset) -> 7" in refused

@@ -6,14 +6,17 @@ user attributes hold the metrics' means over replicates and, under ``replicates`
 seed and metrics, from which the exporter builds par_df. The run asks the sampler for a new point
 whenever a worker process has room, so ``n_jobs`` workers keep busy (TPE's constant liar keeps
 parallel proposals apart). It stops after ``n_trials`` simulated trials (default
-``optimization.max_Nsims``) or once a trial reaches ``optimization.threshold``; running it again
-continues the same study up to the same budget. Trials a crash or kill left RUNNING are marked FAIL
+``optimization.max_Nsims``), or, only when asked with ``threshold``, once a trial's objective reaches it
+(see :func:`stop_rule`); running it again continues the same study up to the same budget. The Batch's
+``optimization.threshold`` is larvaworld's registry value and is never a stop rule by itself: the
+registry's 0.001 would end a fit on its first point. Trials a crash or kill left RUNNING are marked FAIL
 when the next run starts: one process runs a fit at a time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from larvastudy.errors import SpecError
+from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
 from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
@@ -35,7 +39,8 @@ from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
 from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study.delete import replace_study
-from larvastudy.study.study import COPIED_FROM, open_fit_study
+from larvastudy.study.fitleases import FitLeases
+from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
 _SAMPLERS = {
@@ -47,6 +52,8 @@ _SAMPLERS = {
                                                       warn_independent_sampling=False),
     "nsga2": lambda seed, n: optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, n // 5))),
 }
+#: Seconds between checks, once the rest of the budget is leased by other processes, for trials they finish or lose.
+WAIT = 1.0
 #: The samplers ``--sampler`` takes besides ``grid``.
 ADAPTIVE_SAMPLERS = tuple(_SAMPLERS)
 
@@ -68,6 +75,13 @@ class FitSummary:
     best_params: dict[str, Any] | None
     stopped: str  # why the run ended
     copied: int = 0  # trials a warm start copied in this run
+    ran: int = 0  # COMPLETE trials this process simulated
+    released: int = 0  # trials in flight a stopped run gave back
+
+    @property
+    def finished(self) -> bool:
+        """Whether the study's budget is spent (or the threshold reached)."""
+        return self.complete >= self.total or self.stopped == "stopped at the threshold"
 
     def __str__(self) -> str:
         where = f"study {self.study_name!r} in {self.storage_url}"
@@ -78,7 +92,7 @@ class FitSummary:
             best = f"; best {shown} at {params}"
         copied = f", {self.copied} copied by the warm start" if self.copied else ""
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials{copied}{failed}, "
+        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials ({self.ran} by this process){copied}{failed}, "
                 f"{self.stopped} ({self.elapsed:.1f} s){best}")
 
 
@@ -93,20 +107,50 @@ def make_sampler(name: str, seed: int, n_trials: int) -> BaseSampler:
         return _SAMPLERS[name](seed, n_trials)
 
 
-def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
-              n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
-              replace: bool = False, simulate: Simulate) -> FitSummary:
-    """Fit ``batch`` with ``sampler``; see the module. ``warm_start``: a grid study of the same Batch in
-    the same storage whose completed points are copied in (not re-simulated) before the first run;
-    ``replace``: first delete a stored study ``study_name`` (see :func:`larvastudy.study.delete_study`)."""
-    if sampler not in _SAMPLERS:
-        raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+def trial_budget(batch: Batch, sampler: str, n_trials: int | None) -> int:
+    """The trials a fit runs: ``n_trials``, else the Batch's ``optimization.max_Nsims``; a SpecError if neither."""
     budget = n_trials if n_trials is not None else (batch.optimization.max_Nsims if batch.optimization else None)
     if budget is None:
         raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
                         "or max_Nsims in [optimization]")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SpecError(f"n_trials must be a whole number >= 1, got {budget!r}")
+    return budget
+
+
+def check_threshold(threshold: object) -> float | None:
+    """``threshold`` if it is None or a finite number, else a SpecError."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise SpecError(f"threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
+
+
+def stop_rule(batch: Batch, budget: int, threshold: float | None, multi: bool = False) -> str:
+    """When a fit of ``batch`` stops, in words (``show``, ``status`` and the README say the same)."""
+    rule = f"after {budget} simulated trials"
+    if threshold is None:
+        return rule
+    if batch.direction == "maximize" and not multi:
+        return f"{rule}, or at the first point whose {batch.objective_name()} is >= {threshold:g}"
+    what = "every target error" if multi else batch.objective_name()
+    return f"{rule}, or at the first point whose {what} is <= {threshold:g}"
+
+
+def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storage: str, study_name: str,
+              n_workers: int, progress: ProgressCallback | None = None, warm_start: str | None = None,
+              threshold: float | None = None, grace: float, replace: bool = False, simulate: Simulate
+              ) -> FitSummary:
+    """Fit ``batch`` with ``sampler``, or join others fitting it; see the module. ``warm_start``: a grid study
+    of the same Batch in the same storage whose completed points are copied in (not re-simulated) before the
+    first run. ``threshold``: also stop at the first point whose objective reaches it (see :func:`stop_rule`).
+    ``grace``: seconds a silent process's trials stay leased. ``replace``: first delete a stored study
+    ``study_name`` (see :func:`larvastudy.study.delete_study`)."""
+    if sampler not in _SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; choose one of grid, {', '.join(ADAPTIVE_SAMPLERS)}")
+    budget = trial_budget(batch, sampler, n_trials)
+    threshold = check_threshold(threshold)
     multi = sampler == "nsga2" and len(batch.targets) > 1
     rdb = open_storage(storage)
     with setup_lock(storage):
@@ -114,15 +158,24 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
         if replace:
             replace_study(storage, study_name)
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
-        _fail_abandoned(study)
+        leases = FitLeases(rdb, study._study_id, grace)
+        leases.prepare()
         copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
-    run = _Fit(study, batch, sampler, budget, multi, progress, copied, display_url(storage))
+        runs = study.user_attrs.get(FIT_RUN_ATTR, {}).get("runs", 0)
+        study.set_user_attr(FIT_RUN_ATTR, {"sampler": sampler, "n_trials": budget, "threshold": threshold,
+                                           "rule": stop_rule(batch, budget, threshold, multi), "runs": runs + 1})
+    study.sampler = make_sampler(sampler, batch.seed + runs, budget)  # processes sharing a fit propose apart
+    run = _Fit(study, leases, batch, sampler, budget, threshold, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
-    with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals():
+    with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals(), Heartbeat(leases.renew, grace / 4):
         try:
-            for outcomes in pool.run(run.ask):
-                run.tell(outcomes)
+            while pool.alive:
+                for outcomes in pool.run(run.ask):
+                    run.tell(outcomes)
+                if run.stopped():
+                    break
+                time.sleep(WAIT)  # the rest of the budget is leased by other processes: wait for them to finish or vanish
         except KeyboardInterrupt as stop:
             pool.terminate()
             run.interrupt()
@@ -131,49 +184,57 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
 
 
 class FitInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the fit; finished trials are stored and running it again continues it."""
+    """Ctrl-C, SIGTERM or SIGHUP stopped the fit; finished trials are stored, those in flight are given back
+    (WAITING, run first next time), and running it again continues it."""
 
     def __init__(self, summary: FitSummary, signum: int):
         #: What is stored, without the advice to rerun.
         self.stored = (f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
-                       f"are stored in {summary.storage_url}")
+                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it "
+                       "had started are given back)")
         super().__init__(f"{self.stored}; run the same fit again to continue")
         self.summary, self.signum = summary, signum
 
 
 class _Fit:
-    """One run of a fit: asks points, tells their objective, decides when to stop."""
+    """One process's part of a fit: asks points, tells their objective, decides when to stop."""
 
-    def __init__(self, study: optuna.Study, batch: Batch, sampler: str, budget: int, multi: bool,
-                 progress: ProgressCallback | None, copied: int, url: str):
-        self.study, self.batch, self.sampler, self.budget, self.multi = study, batch, sampler, budget, multi
+    def __init__(self, study: optuna.Study, leases: FitLeases, batch: Batch, sampler: str, budget: int,
+                 threshold: float | None, multi: bool, progress: ProgressCallback | None, copied: int, url: str):
+        self.study, self.leases, self.batch, self.sampler = study, leases, batch, sampler
+        self.budget, self.threshold, self.multi = budget, threshold, multi
         self._progress, self._copied, self._url = progress, copied, url
         self._running: dict[int, optuna.trial.Trial] = {}
-        self._failed = 0
+        self._failed = self._ran = self._released = 0
         self._interrupted = False
         self._start = time.monotonic()
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        self._complete = sum(COPIED_FROM not in t.user_attrs for t in done)
-        self._reached = any(self._meets_threshold(t.values) for t in done)
+        self._complete = leases.counts()[0]
         self._report()
 
     def stopped(self) -> bool:
-        """Whether no more points should be asked: budget spent or threshold reached."""
-        return self._reached or self._complete + len(self._running) >= self.budget or self._failed >= self.budget
+        """Whether this process is done: the study's budget spent, the threshold reached, or as many of its
+        own trials failed as the budget."""
+        return self._complete >= self.budget or self._failed >= self.budget or self._reached()
 
     def ask(self) -> list[Task]:
-        """The next point's replicate simulations, or none once the run should stop."""
-        if self.stopped():
+        """The next point's replicate simulations, or none while the budget is spent or leased."""
+        if self._failed >= self.budget or self._reached():
             return []
         with uninterrupted():
-            trial = self.study.ask()
+            trial_id = self.leases.take(self.budget)
+            if trial_id is None:
+                self._complete = self.leases.counts()[0]
+                return []
+            self.study._thread_local.cached_all_trials = None  # samplers see the latest trials, as after study.ask()
+            self.study.get_trials(deepcopy=False)  # and Optuna's storage cache learns of this one
+            trial = optuna.trial.Trial(self.study, trial_id)
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
-            trial.set_user_attr("point", point)
         return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point) for r in range(self.batch.Nsims)]
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
-        """Store one point's replicates and its objective (FAIL with the first error if any failed)."""
+        """Store one point's replicates and its objective (FAIL with the first error if any failed), if this
+        process still holds the trial (else another process is running that point again)."""
         with uninterrupted():
             self._tell(outcomes)
         self._report()
@@ -181,23 +242,18 @@ class _Fit:
     def _tell(self, outcomes: Sequence[Outcome]) -> None:
         trial = self._running.pop(outcomes[0].task.point)
         errors = [o.error for o in outcomes if o.error is not None]
-        for key, value in replicate_attrs(self.batch, outcomes).items():
-            trial.set_user_attr(key, value)
+        attrs = {**replicate_attrs(self.batch, outcomes), "point": dict(outcomes[0].task.params)}
+        values = None if errors else point_values(self.batch, outcomes, self.multi)
         if errors:
-            trial.set_user_attr("error", errors[0])
-            self.study.tell(trial, state=TrialState.FAIL)
-            self._failed += 1
-        else:
-            values = point_values(self.batch, outcomes, self.multi)
-            self.study.tell(trial, values)
-            self._complete += 1
-            self._reached = self._reached or self._meets_threshold(values)
+            attrs["error"] = errors[0]
+        if self.leases.finish(trial._trial_id, TrialState.FAIL if errors else TrialState.COMPLETE, values, attrs):
+            self._failed += bool(errors)
+            self._ran += not errors
+        self._complete = self.leases.counts()[0]
 
     def interrupt(self) -> None:
-        """Mark the trials in flight FAIL ("interrupted")."""
-        for trial in self._running.values():
-            trial.set_user_attr("error", "interrupted")
-            self.study.tell(trial, state=TrialState.FAIL)
+        """Give back the trials in flight (WAITING: the next run or worker runs their points first)."""
+        self._released = self.leases.release()
         self._running.clear()
         self._interrupted = True
 
@@ -209,22 +265,27 @@ class _Fit:
             best_values, best_params = best.values, best.user_attrs.get("point", best.params)
         if self._interrupted:
             stopped = "interrupted"
-        elif self._reached:
+        elif self._reached():
             stopped = "stopped at the threshold"
         elif self._failed >= self.budget:
             stopped = f"stopped after {self._failed} failed trials"
         else:
             stopped = "trial budget spent"
         return FitSummary(self.study.study_name, self._url, self.sampler, self._complete, self._failed, self.budget,
-                          time.monotonic() - self._start, best_values, best_params, stopped, self._copied)
+                          time.monotonic() - self._start, best_values, best_params, stopped, self._copied,
+                          self._ran, self._released)
 
-    def _meets_threshold(self, values: Sequence[float] | None) -> bool:
-        threshold = self.batch.optimization.threshold if self.batch.optimization else None
-        if threshold is None or values is None:
+    def _reached(self) -> bool:
+        """Whether a COMPLETE trial of the study (any process's) reached the threshold."""
+        if self.threshold is None:
             return False
+        return any(self._meets_threshold(t.values)
+                   for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    def _meets_threshold(self, values: Sequence[float]) -> bool:
         if self.batch.direction == "maximize" and not self.multi:
-            return values[0] >= threshold
-        return all(v <= threshold for v in values)
+            return values[0] >= self.threshold
+        return all(v <= self.threshold for v in values)
 
     def _report(self) -> None:
         if self._progress is not None:
@@ -250,13 +311,6 @@ def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome]) -> dict[str, Any]
     attrs["replicates"] = [{"replicate": o.task.replicate, "seed": o.task.seed, "value": o.value,
                             "error": o.error, **o.metrics} for o in outcomes]
     return attrs
-
-
-def _fail_abandoned(study: optuna.Study) -> None:
-    """Mark trials a killed run left RUNNING as FAIL, so they neither block nor count."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "error", "lost: the run was killed before it finished")
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
 def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStorage, name: str,

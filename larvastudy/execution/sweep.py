@@ -40,6 +40,7 @@ from larvastudy.study import (Outcome, Task, completed, display_url, load_study,
 from larvastudy.study.study import stored_batch
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 from larvastudy.study.delete import replace_study
+from larvastudy.study.study import FIT_RUN_ATTR
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -119,7 +120,8 @@ def _positive_int(value: object, minimum: int = 1) -> bool:
 def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
               progress: ProgressCallback | None = None, allow_large: bool = False,
               chunk_size: int | None = None, retries: int = 0, grace: float = GRACE, sampler: str = "grid",
-              n_trials: int | None = None, warm_start: str | None = None, replace: bool = False,
+              n_trials: int | None = None, warm_start: str | None = None, threshold: float | None = None,
+              replace: bool = False,
               simulate: Simulate = simulate_many) -> SweepSummary | FitSummary:
     """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
@@ -133,7 +135,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
 
     ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
     makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
-    default, optionally warm-started from the grid study ``warm_start``; it returns a
+    default, optionally warm-started from the grid study ``warm_start`` and stopped early at ``threshold``;
+    it returns a
     :class:`~larvastudy.execution.adaptive.FitSummary` (see :mod:`larvastudy.execution.adaptive`).
 
     ``replace``: first delete the stored study of that name, if any, and everything of it (see
@@ -146,9 +149,10 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
                             "replicates in one engine call and records a failure as a FAIL trial")
         return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
                          study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
-                         progress=progress, warm_start=warm_start, replace=replace, simulate=simulate)
-    if n_trials is not None or warm_start is not None:
-        raise SpecError("n_trials and warm_start need an adaptive sampler (e.g. --sampler tpe); "
+                         progress=progress, warm_start=warm_start, threshold=threshold, grace=check_grace(grace),
+                         replace=replace, simulate=simulate)
+    if n_trials is not None or warm_start is not None or threshold is not None:
+        raise SpecError("n_trials, threshold and warm_start need an adaptive sampler (e.g. --sampler tpe); "
                         "a grid sweep runs its whole grid")
     batch.check_size(allow_large)
     if chunk_size is not None and not _positive_int(chunk_size):
@@ -224,14 +228,18 @@ def _exists(rdb: RDBStorage, name: str) -> bool:
     return True
 
 
-def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary:
-    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run.
+def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary | FitSummary:
+    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run: a
+    grid sweep, or a fit by its latest run's sampler, budget and threshold.
 
     ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...). If another run
     gives the study more replicates meanwhile, it stops (:class:`~larvastudy.study.claims.Renumbered`): start it again.
     """
     url = storage_url(storage)
-    _, batch = load_study(open_storage(url, create=False), study_name)
+    study, batch = load_study(open_storage(url, create=False), study_name)
+    fit = study.user_attrs.get(FIT_RUN_ATTR)
+    if fit is not None:
+        options = {**options, "sampler": fit["sampler"], "n_trials": fit["n_trials"], "threshold": fit["threshold"]}
     return run_batch(batch, storage=url, study_name=study_name, allow_large=True, **options)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from larvastudy.export.par_df import RUN_COLUMNS
+from larvastudy.export.par_df import FIT, RUN_COLUMNS
 from larvastudy.study.study import COPIED_FROM
 
 
@@ -27,10 +27,10 @@ def fit_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     for trial in _finished(study):
         for rep in trial.user_attrs.get("replicates", []):
             rows.append({**_point_columns(trial, axes), "replicate": rep["replicate"], "seed": rep["seed"],
-                         **{col: rep.get(col) for col in metrics}, "trial": trial.number, "state": trial.state.name,
+                         **{col: rep.get(col) for col in metrics}, FIT: rep.get("value"), "trial": trial.number, "state": trial.state.name,
                          "duration_s": _seconds(trial), "error": rep.get("error") or trial.user_attrs.get("error")})
-    df = pd.DataFrame(rows, columns=[*axes.values(), "replicate", "seed", *metrics, *RUN_COLUMNS])
-    return df.astype({"replicate": int, "seed": "Int64", "trial": int, "duration_s": float, "state": "str",
+    df = pd.DataFrame(rows, columns=[*axes.values(), "replicate", "seed", *metrics, FIT, *RUN_COLUMNS])
+    return df.astype({"replicate": int, "seed": "Int64", FIT: float, "trial": int, "duration_s": float, "state": "str",
                       "error": "str", **dict.fromkeys(metrics, float)})
 
 

@@ -18,6 +18,8 @@ from scipy import stats
 from larvastudy.spec.batch import REPLICATE
 from larvastudy.study.records import trials_table
 
+#: larvaworld's par_df column of a simulation's objective (``fit_par`` reduced as ``[optimization]`` says).
+FIT = "fit"
 #: Columns after the sampled parameters and the metrics.
 RUN_COLUMNS = ("trial", "state", "duration_s", "error")
 #: Robustness: replicates of a grid point vary too much when their coefficient of variation exceeds this.
@@ -27,7 +29,8 @@ MAX_CI_WIDTH = {"PI": 0.4, "PI2": 0.4}
 
 
 def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
-    """One row per simulation, sorted by grid point then replicate.
+    """One row per simulation, sorted by grid point then replicate; :data:`FIT` is its objective (the
+    Batch's ``fit_par`` reduced as ``[optimization]`` says, or its distance to the targets), NaN on failure.
 
     A (grid point, replicate) with a COMPLETE trial contributes exactly that trial, so a resumed
     sweep's table equals an uninterrupted one's (up to ``trial`` and ``duration_s``). One that never
@@ -39,7 +42,7 @@ def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     metrics = [col for metric in batch.metrics for col in (metric, f"{metric}_std")]
     attrs = {col: f"user_attrs_{col}" for col in ("grid_point", "seed", *metrics, "error")}
     params = {col: f"params_{axis}" for axis, col in axes.items()} | {REPLICATE: f"params_{REPLICATE}"}
-    trials = trials_table(study).reindex(columns=["number", "state", "datetime_start", "datetime_complete",
+    trials = trials_table(study).reindex(columns=["number", "state", "datetime_start", "datetime_complete", "value",
                                                   *params.values(), *attrs.values()])
     key = [attrs["grid_point"], params[REPLICATE]]
     trials = trials.dropna(subset=key)
@@ -50,12 +53,13 @@ def build_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
         **{col: chosen[source] for col, source in params.items()},
         "seed": chosen[attrs["seed"]],
         **{col: chosen[attrs[col]] for col in metrics},
+        FIT: chosen["value"],
         "trial": chosen["number"],
         "state": chosen["state"],
         "duration_s": (chosen["datetime_complete"] - chosen["datetime_start"]).dt.total_seconds(),
         "error": chosen[attrs["error"]],
     }).reset_index(drop=True).infer_objects()
-    return df.astype({"replicate": int, "seed": "Int64", "trial": int, "duration_s": float,
+    return df.astype({"replicate": int, "seed": "Int64", FIT: float, "trial": int, "duration_s": float,
                       "state": "str", "error": "str", **dict.fromkeys(metrics, float)})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: workers import this mo
 #: The finished states, the ones exports read.
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 #: :func:`trials_table`'s columns before the params and user attributes.
-_TRIAL_COLUMNS = ("number", "state", "datetime_start", "datetime_complete")
+_TRIAL_COLUMNS = ("number", "state", "datetime_start", "datetime_complete", "value")
 
 
 @dataclass(frozen=True)
@@ -133,10 +134,10 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
         return shared[id(value)][1]
 
     for trial_id, trial in zip(trial_ids, trials):
-        if trial.value is not None:
-            stored, kind = models.TrialValueModel.value_to_stored_repr(trial.value)
+        for objective, value in enumerate(trial.values or ()):  # every objective of a multi-objective trial
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
             tables[models.TrialValueModel].append(
-                {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": kind})
+                {"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
         for name, value in trial.params.items():
             dist = trial.distributions[name]
             tables[models.TrialParamModel].append(
@@ -161,7 +162,7 @@ def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
 def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -> pd.DataFrame:
     """The study's trials in ``states``, one row per trial in number order, like ``Study.trials_dataframe``:
     ``number``, ``state`` (its name), ``datetime_start`` and ``datetime_complete`` (naive UTC, as RDBStorage
-    stores them; FrozenTrial shows them in local time), then ``params_<name>``
+    stores them; FrozenTrial shows them in local time), ``value`` (the first objective's, NaN if none), then ``params_<name>``
     (external values, e.g. a categorical's choice) and ``user_attrs_<key>``. These are object columns
     holding the values as Optuna gives them (ints stay ints), NaN where a trial lacks one.
 
@@ -189,11 +190,15 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
     import pandas as pd
     from optuna.storages._rdb import models  # internal, see trials_table
 
-    trial = models.TrialModel.__table__
+    trial, value = models.TrialModel.__table__, models.TrialValueModel.__table__
     mine = (trial.c.study_id == study_id) & trial.c.state.in_(list(states))
     trials = pd.DataFrame(_columns(conn.execute(select(
-        trial.c.trial_id, trial.c.number, trial.c.state, trial.c.datetime_start, trial.c.datetime_complete
-    ).where(mine)), ["trial_id", *_TRIAL_COLUMNS]))
+        trial.c.trial_id, trial.c.number, trial.c.state, trial.c.datetime_start, trial.c.datetime_complete,
+        value.c.value, value.c.value_type
+    ).outerjoin(value, (value.c.trial_id == trial.c.trial_id) & (value.c.objective == 0)).where(mine)),
+        ["trial_id", *_TRIAL_COLUMNS, "value_type"]))
+    trials["value"] = [math.nan if kind is None else models.TrialValueModel.stored_repr_to_value(v, kind)
+                       for v, kind in zip(trials["value"], trials.pop("value_type"))]
     trials["state"] = [TrialState(state).name for state in trials["state"]]
     for column in ("datetime_start", "datetime_complete"):
         trials[column] = pd.to_datetime(trials[column])
@@ -235,7 +240,8 @@ def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
 
     base = pd.DataFrame({"number": [t.number for t in trials], "state": [t.state.name for t in trials],
                          "datetime_start": pd.to_datetime([_utc(t.datetime_start) for t in trials]),
-                         "datetime_complete": pd.to_datetime([_utc(t.datetime_complete) for t in trials])})
+                         "datetime_complete": pd.to_datetime([_utc(t.datetime_complete) for t in trials]),
+                         "value": [math.nan if not t.values else t.values[0] for t in trials]})
     params = pd.DataFrame([t.params for t in trials], index=base.index, dtype=object).add_prefix("params_")
     attrs = pd.DataFrame([t.user_attrs for t in trials], index=base.index, dtype=object).add_prefix("user_attrs_")
     return base.join([params, attrs])

@@ -24,6 +24,9 @@ from larvastudy.study.stored import missing_study
 BATCH_ATTR = "batch"
 #: Study user attribute naming the sampler of an adaptive fit (absent for grid sweeps).
 SAMPLER_ATTR = "sampler"
+#: Study user attribute of a fit: the latest run's ``sampler``, ``n_trials``, ``threshold`` and stop ``rule`` in
+#: words; ``larvastudy worker`` runs by it and ``status`` shows it.
+FIT_RUN_ATTR = "fit_run"
 #: User attribute of a trial copied into a fit by a warm start: ``<study>#<trial numbers>``.
 COPIED_FROM = "copied_from"
 #: Definition fields that must match for a run to continue an existing study.
