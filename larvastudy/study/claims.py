@@ -34,20 +34,18 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import optuna
 import sqlalchemy
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, and_, case, delete, func, insert,
                         or_, select, update)
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
 
 from larvastudy.errors import SpecError
 from larvastudy.spec.batch import Batch
+from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
 
@@ -56,7 +54,6 @@ PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STALE = "stale"
 #: Events of ``larvastudy_claim_events``: a claim given back by a stopped process, or taken from a lost one.
 INTERRUPTED, LOST = "interrupted", "lost"
-T = TypeVar("T")
 
 CLAIMS = Table(
     "larvastudy_claims", MetaData(),
@@ -85,28 +82,6 @@ EVENTS = Table(
 def _lost(owner: str, died: bool) -> str:
     why = "died" if died else "stopped renewing its lease (lease expired)"
     return f"lost: worker {owner} {why} before finishing; rerun"
-
-
-class _Clock(FunctionElement):
-    """The database server's clock in seconds since the epoch: leases never depend on workers' clocks."""
-
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(_Clock, "sqlite")
-def _sqlite_clock(element: _Clock, compiler: Any, **kw: Any) -> str:
-    return "((julianday('now') - 2440587.5) * 86400.0)"
-
-
-@compiles(_Clock, "postgresql")
-def _postgresql_clock(element: _Clock, compiler: Any, **kw: Any) -> str:
-    return "extract(epoch from clock_timestamp())"
-
-
-@compiles(_Clock, "mysql")
-def _mysql_clock(element: _Clock, compiler: Any, **kw: Any) -> str:
-    return "UNIX_TIMESTAMP(NOW(6))"
 
 
 def claim_counts(engine: sqlalchemy.Engine, study_id: int) -> dict[str, int]:
@@ -145,7 +120,7 @@ def _dead_owners(session: Session, study_id: int, me: str | None = None) -> list
 
 def _stale(dead: list[str], me: str | None = None) -> Any:
     """The condition of a stale claim (see the module), ``dead`` being :func:`_dead_owners`; never one of ``me``'s."""
-    stale = and_(_C.state == RUNNING, or_(_C.lease_until < _Clock(), _C.owner.in_(dead)))
+    stale = and_(_C.state == RUNNING, or_(_C.lease_until < Clock(), _C.owner.in_(dead)))
     return stale if me is None else and_(stale, _C.owner != me)
 
 
@@ -183,7 +158,7 @@ def renumber(session: Session, study_id: int, points: int, old: int, new: int, w
         raise SpecError(f"{where} is being run by {len(live)} process{'es' if len(live) > 1 else ''}; "
                         "wait for them or stop them, then run it again")
     if stale:
-        at = session.execute(select(_Clock())).scalar_one()
+        at = session.execute(select(Clock())).scalar_one()
         session.execute(insert(EVENTS), [{"study_id": study_id, "task": r.task, "owner": r.owner, "event": LOST,
                                           "at": at, "detail": _lost(r.owner, r.owner in dead)[:255]} for r in stale])
         session.execute(update(CLAIMS).where(_C.study_id == study_id, _C.state == RUNNING)
@@ -276,7 +251,7 @@ class ClaimBook:
             costs = np.cumsum(self._costs[np.array([r.task for r in rows]) // self._nsims])
             rows = rows[:max(1, int(np.searchsorted(costs, work, side="right")))]
             session.execute(update(CLAIMS).where(_C.study_id == self._study_id, _C.task.in_([r.task for r in rows]))
-                            .values(state=RUNNING, owner=self.owner, lease_until=_Clock() + self._grace,
+                            .values(state=RUNNING, owner=self.owner, lease_until=Clock() + self._grace,
                                     tries=_C.tries + 1))
             self._log(session, [(r.task, r.owner) for r in rows if r.state == RUNNING], LOST,
                       lambda owner: _lost(owner, owner in dead))
@@ -301,7 +276,7 @@ class ClaimBook:
     def renew(self) -> None:
         """Extend the lease of every claim this process holds."""
         self._transact(lambda session: session.execute(
-            update(CLAIMS).where(self._in(RUNNING), _C.owner == self.owner).values(lease_until=_Clock() + self._grace)))
+            update(CLAIMS).where(self._in(RUNNING), _C.owner == self.owner).values(lease_until=Clock() + self._grace)))
 
     def record(self, outcomes: list[Outcome]) -> Recorded:
         """Store the trials of ``outcomes`` whose claims this process still holds, and settle those claims:
@@ -337,7 +312,7 @@ class ClaimBook:
     def _log(self, session: Session, lost: list[tuple[int, str]], event: str, detail: Callable[[str], str]) -> None:
         """Keep ``(task, owner)`` claims that ended unfinished as ``event`` rows of the audit table."""
         if lost:
-            at = session.execute(select(_Clock())).scalar_one()
+            at = session.execute(select(Clock())).scalar_one()
             session.execute(insert(EVENTS), [{"study_id": self._study_id, "task": task, "owner": owner,
                                               "event": event, "at": at, "detail": detail(owner)[:255]}
                                              for task, owner in lost])
@@ -361,15 +336,4 @@ class ClaimBook:
         return dataclasses.replace(self._tasks[index], attempt=attempt)
 
     def _transact(self, work: Callable[[Session], T]) -> T:
-        """``work(session)`` in one transaction; run once more on a new connection if the database dropped
-        this one (PostgreSQL ends a transaction left idle by a frozen process, see ``open_storage``)."""
-        try:
-            return self._transact_once(work)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        return self._transact_once(work)
-
-    def _transact_once(self, work: Callable[[Session], T]) -> T:
-        with self._lock, Session(self._engine) as session, session.begin():
-            return work(session)
+        return transact(self._engine, self._lock, work)

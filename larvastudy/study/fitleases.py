@@ -26,19 +26,17 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from larvastudy.study.claims import _Clock
+from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.study import COPIED_FROM
 
-T = TypeVar("T")
 
 LEASES = Table(
     "larvastudy_fit_leases", MetaData(),
@@ -103,7 +101,7 @@ class FitLeases:
                     "study_id": self._study_id, "number": number, "state": TrialState.RUNNING,
                     "datetime_start": now}).scalar_one()
             session.execute(insert(LEASES).values(trial_id=trial_id, study_id=self._study_id, owner=self.owner,
-                                                  lease_until=_Clock() + self._grace))
+                                                  lease_until=Clock() + self._grace))
             return trial_id
 
         return self._transact(work)
@@ -143,7 +141,7 @@ class FitLeases:
         """Extend the lease of every trial this process holds."""
         self._transact(lambda session: session.execute(
             update(LEASES).where(_L.study_id == self._study_id, _L.owner == self.owner)
-            .values(lease_until=_Clock() + self._grace)))
+            .values(lease_until=Clock() + self._grace)))
 
     def counts(self) -> tuple[int, int]:
         """The study's simulated COMPLETE trials (warm-start copies aside) and its leased ones."""
@@ -152,7 +150,7 @@ class FitLeases:
     def _give_back_stale(self, session: Session) -> int:
         owners = session.execute(select(_L.owner).distinct().where(_L.study_id == self._study_id, _L.owner != self.owner))
         dead = [owner for owner in owners.scalars() if is_dead(owner)]
-        return self._give_back(session, _L.owner != self.owner, or_(_L.lease_until < _Clock(), _L.owner.in_(dead)))
+        return self._give_back(session, _L.owner != self.owner, or_(_L.lease_until < Clock(), _L.owner.in_(dead)))
 
     def _give_back(self, session: Session, *where: Any) -> int:
         """Make the RUNNING trials of the leases matching ``where`` WAITING, and drop those leases."""
@@ -177,18 +175,7 @@ class FitLeases:
         return session.execute(select(func.count()).where(_L.study_id == self._study_id)).scalar_one()
 
     def _transact(self, work: Callable[[Session], T]) -> T:
-        """``work(session)`` in one transaction, once more on a new connection if the database dropped this one
-        (as :meth:`larvastudy.study.claims.ClaimBook._transact`)."""
-        try:
-            return self._transact_once(work)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        return self._transact_once(work)
-
-    def _transact_once(self, work: Callable[[Session], T]) -> T:
-        with self._lock, Session(self._engine) as session, session.begin():
-            return work(session)
+        return transact(self._engine, self._lock, work)
 
 
 def _utc_now() -> datetime:
