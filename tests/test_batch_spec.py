@@ -219,6 +219,7 @@ def test_larvaworld_registry_names_mean_what_docs_model_says():
     ("food_grid", {"EEB_decay": [0.1, 2.0]}, "'EEB_decay' is declared but never read"),
     ("chemotaxis", {"Odor.mean": [300.0, 1300.0]}, "'Odor.mean' cancels out under log perception"),
     ("chemotaxis", {"Source.radius": [0.001, 0.01]}, "'Source.radius' only sets how a source is drawn"),
+    ("dish", {"ang_vel_coef": [1.0, 2.0]}, "'ang_vel_coef' only acts when physics.ang_mode = 'velocity'"),
 ])
 def test_parameters_inert_upstream_too_warn_once(experiment, sample, inert):
     with pytest.warns(InertParameterWarning) as caught:

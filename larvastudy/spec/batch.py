@@ -352,6 +352,9 @@ def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> No
     for pattern, why in _INERT.items():
         if re.search(pattern, path):
             inert.setdefault(name, why)
+    if path.endswith(".physics.ang_vel_coef") and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity":
+        inert.setdefault(name, "only acts when physics.ang_mode = 'velocity' (in larvaworld 2.5.1 too): it changes "
+                               "nothing here")
 
 
 def _check_finite(where: str, value: Any) -> None:
