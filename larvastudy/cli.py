@@ -305,8 +305,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     done = stored.counts.get("COMPLETE", 0)
     by_state = "trials by state: " + (", ".join(f"{k} {v}" for k, v in sorted(stored.counts.items())) or "none")
     if SAMPLER_ATTR in stored.user_attrs:
-        out.print(f"fit {args.name!r} in {display_url(url)} ({stored.user_attrs[SAMPLER_ATTR]}): {done} points "
-                  f"complete, {batch.Nsims} simulations each")
+        out.print(f"fit {args.name!r} in {display_url(url)} ({stored.user_attrs[SAMPLER_ATTR]}): {done} trials "
+                  f"complete, {batch.Nsims} simulations each (a point suggested again runs new replicates)")
         out.print(by_state)
         if FIT_RUN_ATTR in stored.user_attrs:
             run = stored.user_attrs[FIT_RUN_ATTR]

@@ -59,12 +59,26 @@ def test_each_point_is_simulated_nsims_times_and_scored_by_the_mean(tmp_path):
     study = study_of(tmp_path / "s.db", "pi-random")
     for trial in study.trials:
         reps = trial.user_attrs["replicates"]
-        assert [r["replicate"] for r in reps] == [0, 1, 2] and len({r["seed"] for r in reps}) == 3
+        first = reps[0]["replicate"]  # 0, or 3, 6, ... for a point suggested again
+        assert [r["replicate"] for r in reps] == [first, first + 1, first + 2] and first % 3 == 0
         assert trial.value == pytest.approx(np.mean([r["value"] for r in reps]))
         assert trial.user_attrs["PI"] == pytest.approx(np.mean([r["PI"] for r in reps]))
     assert study.best_trial.params == summary.best_params
     par_df = export_study(study, batch, tmp_path / "out").par_df
     assert len(par_df) == 15 and set(par_df["trial"]) == set(range(5))
+
+
+def test_a_point_suggested_again_gets_new_replicates_never_repeated_seeds(tmp_path):
+    """Two possible points, six trials: every simulation has its own seed, each point's replicates run on."""
+    batch = pitest(sample={"gain_dict.CS": [-100.0, 100.0]}, fixed={"duration": 0.1})
+    run_batch(batch, storage=tmp_path / "s.db", sampler="random", n_trials=6)
+    trials = study_of(tmp_path / "s.db", "pi-random").trials
+    seeds = [r["seed"] for t in trials for r in t.user_attrs["replicates"]]
+    assert len(seeds) == 12 and len(set(seeds)) == 12
+    for value in (-100.0, 100.0):
+        reps = sorted(r["replicate"] for t in trials if t.params["gain_dict.CS"] == value
+                      for r in t.user_attrs["replicates"])
+        assert reps == list(range(len(reps)))
 
 
 def test_a_threshold_asked_for_stops_the_fit_and_a_rerun_runs_nothing(tmp_path):

@@ -230,7 +230,15 @@ class _Fit:
             trial = optuna.trial.Trial(self.study, trial_id)
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
-        return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point) for r in range(self.batch.Nsims)]
+            first = self.batch.Nsims * self._earlier(trial.number, trial.params)
+        return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point)
+                for r in range(first, first + self.batch.Nsims)]
+
+    def _earlier(self, number: int, params: dict[str, Any]) -> int:
+        """How many trials numbered before ``number`` (copied ones included) are of the same point: a point
+        suggested again gets the next replicates, with new seeds, instead of repeating the simulations it has
+        (two processes suggesting one new point at the same moment can still share them)."""
+        return sum(t.number < number and t.params == params for t in self.study.get_trials(deepcopy=False))
 
     def tell(self, outcomes: Sequence[Outcome]) -> None:
         """Store one point's replicates and its objective (FAIL with the first error if any failed), if this
