@@ -170,7 +170,8 @@ def test_python_batches_keep_their_own_studies(tmp_path, monkeypatch):
 def test_replace_studies_and_delete_on_postgresql(tmp_path, postgres):
     """The same commands against a real PostgreSQL server, where no export table is written."""
     (tmp_path / "tiny.toml").write_text(TINY)
-    assert cli(tmp_path, "run", "tiny.toml", "--storage", postgres).returncode == 0
+    first = cli(tmp_path, "run", "tiny.toml", "--storage", postgres)
+    assert first.returncode == 0 and "par_df: " in first.stdout and "table" not in first.stdout  # none written
     changed = ("run", "tiny.toml", "--set", "duration=0.1", "--storage", postgres)
     assert "duration: 0.05 -> 0.1" in one_line_error(cli(tmp_path, *changed))
     result = cli(tmp_path, *changed, "--replace", "--yes")
