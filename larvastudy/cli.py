@@ -18,7 +18,6 @@ import sys
 import time
 import tomllib
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn

@@ -41,6 +41,7 @@ from larvastudy.study import Outcome, Task, add_trials, display_url, load_study,
 from larvastudy.study.delete import replace_study
 from larvastudy.study.fitleases import FitLeases
 from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
+from larvastudy.study import optuna_internals as internals
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
 _SAMPLERS = {
@@ -158,7 +159,7 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
         if replace:
             replace_study(storage, study_name)
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
-        leases = FitLeases(rdb, study._study_id, grace)
+        leases = FitLeases(rdb, internals.study_id(study), grace)
         leases.prepare()
         copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
         runs = study.user_attrs.get(FIT_RUN_ATTR, {}).get("runs", 0)
@@ -225,7 +226,7 @@ class _Fit:
             if trial_id is None:
                 self._complete = self.leases.counts()[0]
                 return []
-            self.study._thread_local.cached_all_trials = None  # samplers see the latest trials, as after study.ask()
+            internals.forget_cached_trials(self.study)  # samplers see the latest trials, as after study.ask()
             self.study.get_trials(deepcopy=False)  # and Optuna's storage cache learns of this one
             trial = optuna.trial.Trial(self.study, trial_id)
             self._running[trial.number] = trial
@@ -254,7 +255,7 @@ class _Fit:
         values = None if errors else point_values(self.batch, outcomes, self.multi)
         if errors:
             attrs["error"] = errors[0]
-        if self.leases.finish(trial._trial_id, TrialState.FAIL if errors else TrialState.COMPLETE, values, attrs):
+        if self.leases.finish(internals.trial_id(trial), TrialState.FAIL if errors else TrialState.COMPLETE, values, attrs):
             self._failed += bool(errors)
             self._ran += not errors
         self._complete = self.leases.counts()[0]

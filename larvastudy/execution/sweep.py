@@ -41,6 +41,7 @@ from larvastudy.study.study import stored_batch
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 from larvastudy.study.delete import replace_study
 from larvastudy.study.study import FIT_RUN_ATTR
+from larvastudy.study import optuna_internals as internals
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -169,7 +170,7 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         study = open_study(batch, rdb, name)
         held = stored_batch(study.user_attrs, name, url)  # more replicates than batch if it asks for fewer
         costs = point_costs(held)
-        book = ClaimBook(rdb, study._study_id, held, all_tasks(held), grace=grace, retries=retries, costs=costs,
+        book = ClaimBook(rdb, internals.study_id(study), held, all_tasks(held), grace=grace, retries=retries, costs=costs,
                          replicates=batch.Nsims)
         book.prepare(lambda: completed(study), fresh)
     counts = book.counts()

@@ -20,7 +20,7 @@ from larvastudy.export.files import staging
 from larvastudy.export.fit import fit_figures, fit_par_df, fit_trials_df, pareto_df
 from larvastudy.export.par_df import build_par_df, pi_table, summary_df
 from larvastudy.export.tables import write_tables
-from larvastudy.study.records import rdb_storage
+from larvastudy.study.optuna_internals import rdb_storage
 from larvastudy.study.storage import sqlite_path
 from larvastudy.study.study import BATCH_ATTR, is_fit
 

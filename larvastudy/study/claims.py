@@ -48,6 +48,7 @@ from larvastudy.spec.batch import Batch
 from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
+from larvastudy.study import optuna_internals as internals
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 #: Not a stored state: a running claim nothing runs any more (see the module), counted apart by :func:`claim_counts`.
@@ -131,7 +132,7 @@ class Renumbered(SpecError):
 def stored_nsims(session: Session, study_id: int) -> int:
     """The ``Nsims`` of the study's stored Batch (its ``batch`` user attribute, in Optuna's table: internal,
     pinned by ``optuna<6``), as the caller's transaction sees it."""
-    from optuna.storages._rdb import models  # internal, see above
+    models = internals.rdb_models()
 
     attrs = models.StudyUserAttributeModel.__table__.c
     return json.loads(session.execute(select(attrs.value_json).where(attrs.study_id == study_id,

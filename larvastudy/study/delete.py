@@ -22,6 +22,7 @@ from larvastudy.study.claims import CLAIMS, EVENTS, RUNNING, claim_counts
 from larvastudy.study.storage import (default_outdir, display_url, open_engine, open_storage, setup_lock, sqlite_path,
                                       storage_url)
 from larvastudy.study.stored import Listed, list_studies, missing_study
+from larvastudy.study import optuna_internals as internals
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def _check_idle(url: str, study: Listed) -> None:
 
 def _delete_rows(engine: sqlalchemy.Engine, study: Listed, url: str) -> list[str]:
     """Delete the study's rows and export tables in one transaction (SQLite: under its write lock); the tables."""
-    from optuna.storages._rdb import models  # internal, as in larvastudy.study.stored
+    models = internals.rdb_models()
 
     trials = models.TrialModel.__table__
     trial_ids = select(trials.c.trial_id).where(trials.c.study_id == study.study_id)

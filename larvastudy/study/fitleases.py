@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.study import COPIED_FROM
+from larvastudy.study import optuna_internals as internals
 
 
 LEASES = Table(
@@ -46,12 +47,6 @@ LEASES = Table(
     Column("lease_until", Float, nullable=False),
 )
 _L = LEASES.c
-
-
-def _models() -> Any:
-    from optuna.storages._rdb import models  # internal, see the module
-
-    return models
 
 
 class FitLeases:
@@ -69,7 +64,7 @@ class FitLeases:
         LEASES.create(self._engine, checkfirst=True)
 
         def work(session: Session) -> None:
-            trials = _models().TrialModel.__table__
+            trials = internals.rdb_models().TrialModel.__table__
             session.execute(update(trials).where(
                 trials.c.study_id == self._study_id, trials.c.state == TrialState.RUNNING,
                 trials.c.trial_id.not_in(select(_L.trial_id).where(_L.study_id == self._study_id)))
@@ -81,7 +76,7 @@ class FitLeases:
         """A trial id leased to this process, or None once COMPLETE and leased trials reach ``budget``."""
 
         def work(session: Session) -> int | None:
-            models = _models()
+            models = internals.rdb_models()
             trials = models.TrialModel.__table__
             models.StudyModel.find_or_raise_by_id(self._study_id, session, for_update=True)
             self._give_back_stale(session)
@@ -115,7 +110,7 @@ class FitLeases:
             held = session.execute(delete(LEASES).where(_L.trial_id == trial_id, _L.owner == self.owner)).rowcount
             if not held:
                 return False
-            models = _models()
+            models = internals.rdb_models()
             session.execute(update(models.TrialModel.__table__)
                             .where(models.TrialModel.trial_id == trial_id, models.TrialModel.state == TrialState.RUNNING)
                             .values(state=state, datetime_complete=_utc_now()))
@@ -156,14 +151,14 @@ class FitLeases:
         """Make the RUNNING trials of the leases matching ``where`` WAITING, and drop those leases."""
         ids = session.execute(select(_L.trial_id).where(_L.study_id == self._study_id, *where)).scalars().all()
         if ids:
-            trials = _models().TrialModel.__table__
+            trials = internals.rdb_models().TrialModel.__table__
             session.execute(update(trials).where(trials.c.trial_id.in_(ids), trials.c.state == TrialState.RUNNING)
                             .values(state=TrialState.WAITING, datetime_start=None))
             session.execute(delete(LEASES).where(_L.trial_id.in_(ids)))
         return len(ids)
 
     def _complete(self, session: Session) -> int:
-        models = _models()
+        models = internals.rdb_models()
         trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
         copied = select(attrs.c.trial_id).join(trials).where(trials.c.study_id == self._study_id,
                                                              attrs.c.key == COPIED_FROM)

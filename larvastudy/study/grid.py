@@ -24,6 +24,7 @@ from optuna.samplers import GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.study import optuna_internals as internals
 
 #: Study system attribute holding the grid's search space, shared by the trials that carry only ``grid_id``.
 SPACE_ATTR = "larvastudy:search_space"
@@ -54,7 +55,7 @@ def grid_sampler(batch: Batch) -> BatchGridSampler | None:
 def share_space(study: optuna.Study, space: dict[str, list[Any]]) -> bool:
     """Whether ``space`` is the study's shared search space (:data:`SPACE_ATTR`), which a study without
     one gets: the first process to set it wins (Optuna's storage ignores the loser's duplicate insert)."""
-    storage, study_id = study._storage, study._study_id
+    storage, study_id = internals.storage_of(study), internals.study_id(study)
     if SPACE_ATTR not in storage.get_study_system_attrs(study_id):
         storage.set_study_system_attr(study_id, SPACE_ATTR, space)
     return same_space(storage.get_study_system_attrs(study_id)[SPACE_ATTR], space)
@@ -92,13 +93,13 @@ class BatchGridSampler(GridSampler):
             _logger.warning("the grid is exhausted: GridSampler re-evaluates a configuration")
             free = list(range(self._n_min_trials))
         grid_id = trial.number if trial.number in set(free) else int(self._rng.rng.choice(free))
-        study._storage.set_trial_system_attr(trial._trial_id, GRID_ID, grid_id)
+        internals.storage_of(study).set_trial_system_attr(internals.trial_id(trial), GRID_ID, grid_id)
 
     def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
-        shared = same_space(study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR) or {},
-                       self._search_space)
+        storage, study_id = internals.storage_of(study), internals.study_id(study)
+        shared = same_space(storage.get_study_system_attrs(study_id).get(SPACE_ATTR) or {}, self._search_space)
         visited, running = set(), set()
-        for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
+        for trial in storage.get_all_trials(study_id, deepcopy=False):
             attrs = trial.system_attrs
             if GRID_ID in attrs and (shared if SEARCH_SPACE not in attrs else same_space(attrs[SEARCH_SPACE],
                                                                                     self._search_space)):

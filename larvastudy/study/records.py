@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.grid import GRID_ID, distributions, grid_ids
+from larvastudy.study import optuna_internals as internals
 
 if TYPE_CHECKING:  # pandas is imported where it is used: workers import this module and never need it
     import pandas as pd
@@ -100,7 +101,7 @@ def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -
     """
     if not trials:
         return
-    from optuna.storages._rdb import models  # internal, see above
+    models = internals.rdb_models()
 
     models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
     first = session.execute(select(func.count()).select_from(models.TrialModel)
@@ -149,16 +150,6 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
     return tables
 
 
-def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
-    """The RDBStorage behind the study's storage (unwrapping caches), or None for other storages."""
-    storage = study._storage
-    while not isinstance(storage, optuna.storages.RDBStorage):
-        storage = getattr(storage, "_backend", None)
-        if storage is None:
-            return None
-    return storage
-
-
 def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -> pd.DataFrame:
     """The study's trials in ``states``, one row per trial in number order, like ``Study.trials_dataframe``:
     ``number``, ``state`` (its name), ``datetime_start`` and ``datetime_complete`` (naive UTC, as RDBStorage
@@ -172,13 +163,11 @@ def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -
     0.6 ms and 50 kB per trial). The tests check that both read the same. Other storages go through
     ``get_trials``.
     """
-    import pandas as pd
-
-    storage = rdb_storage(study)
+    storage = internals.rdb_storage(study)
     if storage is None:
         return _frozen_table(study.get_trials(deepcopy=False, states=tuple(states)))
     with storage.engine.connect() as conn:
-        trials, params, attrs = _read_rdb(conn, study._study_id, states)
+        trials, params, attrs = _read_rdb(conn, internals.study_id(study), states)
     table = trials.set_index("trial_id").join([params.add_prefix("params_"), attrs.add_prefix("user_attrs_")])
     return table.sort_values("number").reset_index(drop=True)
 
@@ -188,7 +177,7 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
     """The trials' rows (``trial_id`` and the trial columns), and their params and user attributes pivoted
     to one column per name, indexed by trial id."""
     import pandas as pd
-    from optuna.storages._rdb import models  # internal, see trials_table
+    models = internals.rdb_models()
 
     trial, value = models.TrialModel.__table__, models.TrialValueModel.__table__
     mine = (trial.c.study_id == study_id) & trial.c.state.in_(list(states))

@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study.claims import renumber
 from larvastudy.study.grid import GRID_ID, SEARCH_SPACE, SPACE_ATTR, grid_ids, same_space, search_space
-from larvastudy.study.records import rdb_storage
 from larvastudy.study.storage import display_url
+from larvastudy.study import optuna_internals as internals
 
 #: Rows per ``IN (...)`` list: SQLite allows 999 bound values in older builds.
 _CHUNK = 500
@@ -46,13 +46,13 @@ def extend(study: optuna.Study, stored: Batch, nsims: int) -> Batch:
     """Give grid study ``study``, made from ``stored``, ``nsims`` replicates per point (more than it has), in one
     transaction (see the module); call under ``setup_lock``. Returns the stored Batch with the new Nsims. A
     SpecError, with nothing changed, while other processes run the study."""
-    from optuna.storages._rdb import models  # internal, see the module
+    models = internals.rdb_models()
 
     wider = dataclasses.replace(stored, Nsims=nsims, check=False)
-    storage = rdb_storage(study)
+    storage = internals.rdb_storage(study)
     where = f"study {study.study_name!r} in {display_url(storage.url)}"
     with Session(storage.engine) as session, session.begin():
-        study_id = study._study_id
+        study_id = internals.study_id(study)
         renumber(session, study_id, len(stored.points()), stored.Nsims, nsims, where)
         if stored.space.is_product:
             _renumber_grid_ids(session, models, study_id, stored, wider)

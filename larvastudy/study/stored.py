@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from larvastudy.errors import SpecError
 from larvastudy.names import invalid_hint, shown
 from larvastudy.study.storage import display_url
+from larvastudy.study import optuna_internals as internals
 
 #: The study system attribute where ``Study.set_metric_names`` keeps the objectives' names.
 _METRIC_NAMES = "study:metric_names"
@@ -49,7 +50,7 @@ class StoredStudy:
 
 def read_study(engine: sqlalchemy.Engine, name: str, best: bool = False) -> StoredStudy:
     """The :class:`StoredStudy` called ``name`` (its best trial only if ``best``); a SpecError if there is none."""
-    from optuna.storages._rdb import models  # internal, see the module
+    models = internals.rdb_models()
 
     study, attrs, system, directions = (m.__table__.c for m in (
         models.StudyModel, models.StudyUserAttributeModel, models.StudySystemAttributeModel, models.StudyDirectionModel))
@@ -134,7 +135,7 @@ class Listed:
 
 def list_studies(engine: sqlalchemy.Engine) -> list[Listed]:
     """Every study of the storage, by name, in three set-based queries (as fast for 100,000 trials as for 16)."""
-    from optuna.storages._rdb import models  # internal, see the module
+    models = internals.rdb_models()
 
     study, attrs = (m.__table__.c for m in (models.StudyModel, models.StudyUserAttributeModel))
     trial = models.TrialModel.__table__.c
