@@ -18,6 +18,7 @@ _EXPORTS = {
     "simulate": "larvastudy.engine",
     "simulate_many": "larvastudy.engine",
     "SpecError": "larvastudy.errors",
+    "LarvastudyError": "larvastudy.errors",
 }
 
 __all__ = sorted(_EXPORTS)

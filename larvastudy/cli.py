@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import DefinitionChanged, ExportError, InertParameterWarning, SpecError
+from larvastudy.errors import (DefinitionChanged, ExportError, InertParameterWarning, LarvastudyError, SpecError,
+                               StorageError)
 from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
@@ -148,7 +149,7 @@ def _confirm_replace(url: str, name: str, yes: bool) -> None:
         return
     try:
         study = find_study(url, name)
-    except SpecError:  # nothing stored under that name (or no storage yet): nothing to replace
+    except (SpecError, StorageError):  # nothing stored under that name (or no storage): nothing to replace
         return
     _confirm(f"{study.holds()}; delete it and start again?", yes)
 
@@ -602,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = args.func(args)
             check_stop()
             return code
-    except SpecError as error:
+    except LarvastudyError as error:
         text = error.for_cli() if isinstance(error, DefinitionChanged) else str(error)
         err.print(f"larvastudy: error: {text}", markup=False, highlight=False, soft_wrap=True)
         return error.exit_code

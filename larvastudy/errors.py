@@ -1,4 +1,12 @@
-"""Errors the CLI prints as one line: a SpecError means "the user asked for something invalid" (exit 2)."""
+"""The errors larvastudy raises on purpose; the CLI prints each as one line and exits with its ``exit_code``.
+
+- :class:`LarvastudyError`: the base, exit code 2;
+- :class:`SpecError`: an invalid definition, parameter, value or option (also a ValueError);
+- :class:`StorageError`: a storage that cannot be opened or read;
+- :class:`ConflictError`: a request that clashes with what is stored or running (:class:`DefinitionChanged`,
+  a study in use, a study of the other kind);
+- :class:`ExportError`: an export file or table that could not be written (exit 1 or 2).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +14,26 @@ import errno
 import sqlite3
 
 
-class SpecError(ValueError):
-    """An invalid experiment, parameter, value or Batch definition."""
+class LarvastudyError(Exception):
+    """An error larvastudy raises on purpose, with a one-line message naming the problem."""
 
     #: The CLI's exit code for this error.
     exit_code = 2
 
 
-class StorageError(SpecError):
+class SpecError(LarvastudyError, ValueError):
+    """An invalid experiment, parameter, value or Batch definition."""
+
+
+class StorageError(LarvastudyError):
     """A storage that cannot be opened: a bad URL, a missing driver, file or server, or a file that is not one."""
 
 
-class DefinitionChanged(SpecError):
+class ConflictError(LarvastudyError):
+    """A request that clashes with what is stored or running: nothing was changed."""
+
+
+class DefinitionChanged(ConflictError):
     """A run asked for a study under a name whose stored definition differs in ``found`` (``name: stored ->
     requested``, see :mod:`larvastudy.study.identity`). Its message is for Python callers (``study_name=``,
     ``replace=True``); :meth:`for_cli` words the ways on as the command line's options."""
@@ -45,7 +61,7 @@ class InertParameterWarning(UserWarning):
     """A parameter that is set or swept but cannot change any result (the CLI prints it as one line)."""
 
 
-class ExportError(SpecError):
+class ExportError(LarvastudyError):
     """An export file or table that could not be written, naming it and the cause. Exit code 2 when the place
     cannot be written to (read-only, no permission, not a folder), 1 when the disk or database failed (full
     disk, I/O error)."""

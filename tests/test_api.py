@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from larvastudy.api import BatchRun
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError, SpecError
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_a_changed_definition_under_the_same_name_is_refused():
     first = BatchRun(experiment="dish", sample={"Npoints": [2]}, fixed={"duration": 0.05})
     assert changed.study_name != first.study_name  # each definition its own study
     taken = BatchRun(experiment="dish", sample={"Npoints": [3]}, fixed={"duration": 0.05}, study_name=first.study_name)
-    with pytest.raises(SpecError, match=r"holds another definition: sample Npoints: \[2\] -> \[3\]; .*study_name=.*"
+    with pytest.raises(ConflictError, match=r"holds another definition: sample Npoints: \[2\] -> \[3\]; .*study_name=.*"
                                         r"replace=True\)$") as refused:
         taken.simulate()
     assert "--" not in str(refused.value)  # no command-line flags for Python callers

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError, SpecError
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import trial_seed
 from larvastudy.export import build_par_df
@@ -100,7 +100,7 @@ def test_up_front_errors_do_not_touch_storage(tmp_path):
         run_batch(dish(), storage=db, chunk_size=0)
     assert not db.exists()
     run_batch(dish(), storage=db)
-    with pytest.raises(SpecError, match="holds another definition: seed: 0 -> 3"):
+    with pytest.raises(ConflictError, match="holds another definition: seed: 0 -> 3"):
         run_batch(dish(seed=3), storage=db)
     assert len(trials(db)) == 4
 

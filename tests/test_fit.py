@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from larvastudy.engine import simulate_many
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError, SpecError
 from larvastudy.execution import run_batch
 from larvastudy.export import export_study
 from larvastudy.spec.batch import batch_from_kwargs, load_batch
@@ -185,12 +185,12 @@ def test_targets_errors():
 
 def test_a_fit_and_a_sweep_never_share_a_study(tmp_path):
     run_batch(pitest(), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="one")
-    with pytest.raises(SpecError, match="is an adaptive fit"):
+    with pytest.raises(ConflictError, match="is an adaptive fit"):
         run_batch(pitest(), storage=tmp_path / "s.db", study_name="one")
     with pytest.raises(SpecError, match="mean of its 2 replicates, so its Nsims stays 2; use another study name"):
         run_batch(pitest(Nsims=3), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="one")
     run_batch(pitest(Nsims=1), storage=tmp_path / "s.db", study_name="two")
-    with pytest.raises(SpecError, match="is a grid sweep"):
+    with pytest.raises(ConflictError, match="is a grid sweep"):
         run_batch(pitest(Nsims=1), storage=tmp_path / "s.db", sampler="random", n_trials=1, study_name="two")
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from larvastudy.engine import SimResult
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import all_tasks, trial_seed
 from larvastudy.export import export_study
@@ -190,7 +190,7 @@ def test_extension_is_refused_while_a_sweep_runs_and_works_once_it_stopped(tmp_p
             assert run.poll() is None, run.stderr.read()
             time.sleep(0.02)
         before = _rows(db)
-        with pytest.raises(SpecError, match="'life' in .* is being run by 1 process; wait for them or stop them"):
+        with pytest.raises(ConflictError, match="'life' in .* is being run by 1 process; wait for them or stop them"):
             run_batch(dataclasses.replace(batch, Nsims=201), storage=db, simulate=noop_simulate)
         assert _rows(db)[1:] == before[1:]  # Nsims and claims as they were
         run.send_signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError, SpecError, StorageError
 from larvastudy.execution import run_batch
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import (Outcome, Task, TrialFactory, add_trials, grid_ids, grid_sampler, load_study,
@@ -92,7 +92,7 @@ def test_open_study_refuses_a_changed_definition(tmp_path):
                            ({"experiment": "dish", "sample": {"Npoints": [1]}},
                             "experiment: PItest_off -> dish; sample gain_dict.CS: [1.0, 2.0] -> unset; "
                             "sample Npoints: unset -> [1]; metrics: ")]:
-        with pytest.raises(SpecError, match="holds another definition: ") as refused:
+        with pytest.raises(ConflictError, match="holds another definition: ") as refused:
             open_study(small_batch(**changes), rdb, "small")
         assert found in str(refused.value)
     open_study(small_batch(Nsims=3), rdb, "small-3")
@@ -127,7 +127,7 @@ def test_storage_urls(tmp_path, monkeypatch):
     assert storage_url("postgresql://u:pw@host/db") == "postgresql://u:pw@host/db"
     monkeypatch.setenv("LARVASTUDY_STORAGE", "sqlite:///env.db")
     assert storage_url() == "sqlite:///env.db"
-    with pytest.raises(SpecError, match="invalid storage URL"):
+    with pytest.raises(StorageError, match="invalid storage URL"):
         storage_url("not a url://")
     open_storage(storage_url("deep/er/s.db"))
     with sqlite3.connect(tmp_path / "deep/er/s.db") as con:

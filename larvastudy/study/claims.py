@@ -43,7 +43,7 @@ from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, and_, c
                         or_, select, update)
 from sqlalchemy.orm import Session
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError
 from larvastudy.spec.batch import Batch
 from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
@@ -125,7 +125,7 @@ def _stale(dead: list[str], me: str | None = None) -> Any:
     return stale if me is None else and_(stale, _C.owner != me)
 
 
-class Renumbered(SpecError):
+class Renumbered(ConflictError):
     """The study's Nsims changed since this process set up its claims (see :class:`ClaimBook`)."""
 
 
@@ -144,7 +144,7 @@ def renumber(session: Session, study_id: int, points: int, old: int, new: int, w
     (``new`` > ``old``), adding pending claims for the new replicates of its ``points`` grid points, inside
     the caller's transaction (under ``setup_lock``), which must also store the new Nsims (see :class:`ClaimBook`).
 
-    Refused (a SpecError naming ``where``, the study) while live processes hold claims; claims of lost ones
+    Refused (a ConflictError naming ``where``, the study) while live processes hold claims; claims of lost ones
     (stale) go back to pending first, kept as :data:`LOST` events. A study without claims yet gets them from
     the next run's :meth:`ClaimBook.prepare`.
     """
@@ -156,7 +156,7 @@ def renumber(session: Session, study_id: int, points: int, old: int, new: int, w
     stale = session.execute(select(_C.task, _C.owner).where(_C.study_id == study_id, _stale(dead))).all()
     live = {r.owner for r in tasks if r.state == RUNNING} - {r.owner for r in stale}
     if live:
-        raise SpecError(f"{where} is being run by {len(live)} process{'es' if len(live) > 1 else ''}; "
+        raise ConflictError(f"{where} is being run by {len(live)} process{'es' if len(live) > 1 else ''}; "
                         "wait for them or stop them, then run it again")
     if stale:
         at = session.execute(select(Clock())).scalar_one()

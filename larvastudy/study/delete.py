@@ -17,7 +17,7 @@ import sqlalchemy
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from larvastudy.errors import SpecError
+from larvastudy.errors import ConflictError, SpecError
 from larvastudy.study.claims import CLAIMS, EVENTS, RUNNING, claim_counts
 from larvastudy.study.storage import (default_outdir, display_url, open_engine, open_storage, setup_lock, sqlite_path,
                                       storage_url)
@@ -63,7 +63,8 @@ def replace_study(url: str, name: str) -> Deleted | None:
 
 def delete_study(storage: str | os.PathLike | None, name: str) -> Deleted:
     """Delete study ``name`` of ``storage`` (default: see :func:`storage_url`) and everything of it (see the
-    module). A SpecError, with nothing changed, if there is no such study or live processes are running it."""
+    module). Nothing is changed, and a SpecError says so, if there is no such study; a ConflictError if live
+    processes are running it."""
     url = storage_url(storage)
     rdb = open_storage(url, create=False)
     try:
@@ -77,14 +78,14 @@ def delete_study(storage: str | os.PathLike | None, name: str) -> Deleted:
 
 
 def _check_idle(url: str, study: Listed) -> None:
-    """A SpecError if live processes hold running claims of ``study``."""
+    """A ConflictError if live processes hold running claims of ``study``."""
     engine = open_engine(url)
     try:
         running = claim_counts(engine, study.study_id)[RUNNING]
     finally:
         engine.dispose()
     if running:
-        raise SpecError(f"study {study.name!r} in {display_url(url)} is being run: {running} simulations are "
+        raise ConflictError(f"study {study.name!r} in {display_url(url)} is being run: {running} simulations are "
                         "claimed by live processes; stop its runs and workers (or let them finish) first")
 
 

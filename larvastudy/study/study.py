@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from larvastudy.errors import DefinitionChanged, SpecError
+from larvastudy.errors import ConflictError, DefinitionChanged, SpecError
 from larvastudy.names import check_name
 from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.spec.space import round_value
@@ -49,7 +49,7 @@ def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: st
     held = batch
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
         if is_fit(study):
-            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
+            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
                             "sweep another study name (--study-name, study_name=)")
         held = stored_batch(study.user_attrs, study_name, storage.url)
         _check_same(batch, held, study_name, storage.url, _GRID_IDENTITY)
@@ -73,7 +73,7 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
                                 load_if_exists=True)
     if not _adopt(study, batch, storage, names, directions, type(sampler).__name__):
         if not is_fit(study):
-            raise SpecError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
+            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
                             "another study name (--study-name, study_name=)")
         stored = stored_batch(study.user_attrs, study_name, storage.url)
         if stored.Nsims != batch.Nsims:
