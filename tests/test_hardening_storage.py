@@ -4,23 +4,20 @@ studies written before (every trial carrying the whole search space) still read,
 from __future__ import annotations
 
 import inspect
-import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import optuna
 import pytest
 from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
-from larvastudy.engine import SimResult
+from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
 from larvastudy.execution import run_batch
 from larvastudy.export import export_study
 from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs
-from larvastudy.study import grid_ids, grid_sampler, load_study, open_storage, search_space, storage_url
+from larvastudy.study import grid_sampler, load_study, open_storage, search_space, storage_url
 from larvastudy.study.grid import SPACE_ATTR, BatchGridSampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -29,18 +26,6 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 def dish(nsims: int, npoints: Sequence[int] = (2, 3)) -> Batch:
     return batch_from_kwargs(experiment="dish", sample={"Npoints": list(npoints)}, fixed={"duration": 0.05},
                              Nsims=nsims, name="sweep")
-
-
-def noop_simulate(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResult]:
-    """The engine seam with no simulation: every metric 0 for one larva."""
-    return [SimResult(seed, {name: np.zeros(1) for name in config["metrics"]}) for config, seed in jobs]
-
-
-def failing_simulate(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResult]:
-    """No-op, except that the simulations with 3 larvae raise: a sweep of :func:`dish` is left half done."""
-    if any(config["larva_groups"]["explorer"]["distribution"]["N"] == 3 for config, _ in jobs):
-        raise RuntimeError("no 3-larva simulations today")
-    return noop_simulate(jobs)
 
 
 def sql(db: Path, query: str) -> list[tuple]:
@@ -133,17 +118,6 @@ def test_the_gridsampler_internals_it_relies_on_are_optunas():
     study = optuna.create_study(sampler=GridSampler({"x": [1, 2]}))
     study.optimize(lambda t: t.suggest_int("x", 1, 2), n_trials=1)
     assert set(study.trials[0].system_attrs) == {"grid_id", "search_space"}
-
-
-def written_by_an_earlier_version(db: Path, batch: Batch) -> None:
-    """Rewrite a study's SQLite file as earlier larvastudy versions wrote it (with ``add_trials``, in
-    Optuna's tables): the search space on every COMPLETE trial (the storage API refuses to change a
-    finished trial), none on the study."""
-    space = json.dumps(search_space(batch))
-    with sqlite3.connect(db) as conn:
-        conn.execute("insert into trial_system_attributes (trial_id, key, value_json) select trial_id, "
-                     "'search_space', ? from trials where state = 'COMPLETE'", (space,))
-        conn.execute(f"delete from study_system_attributes where key = '{SPACE_ATTR}'")
 
 
 @pytest.fixture

@@ -11,18 +11,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import optuna
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from larvastudy.engine import SimResult
+from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
 from larvastudy.errors import ConflictError
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import all_tasks, trial_seed
@@ -30,7 +27,6 @@ from larvastudy.export import export_study
 from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs, load_batch
 from larvastudy.study import Outcome, grid_ids, grid_sampler, load_study, open_storage, open_study, storage_url
 from larvastudy.study.claims import ClaimBook, Renumbered
-from larvastudy.study.grid import SPACE_ATTR
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -38,18 +34,6 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 def dish(nsims: int) -> Batch:
     return batch_from_kwargs(experiment="dish", sample={"Npoints": [2, 3], "crawler.freq": [1.2, 1.4]},
                              fixed={"duration": 0.05}, Nsims=nsims, name="sweep")
-
-
-def noop_simulate(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResult]:
-    """The engine seam with no simulation: every metric the seed's last digit, for one larva."""
-    return [SimResult(seed, {name: np.full(1, seed % 10) for name in config["metrics"]}) for config, seed in jobs]
-
-
-def failing_simulate(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResult]:
-    """:func:`noop_simulate`, but simulations of 3 larvae raise."""
-    if any(config["larva_groups"]["explorer"]["distribution"]["N"] == 3 for config, _ in jobs):
-        raise RuntimeError("no 3-larva simulations today")
-    return noop_simulate(jobs)
 
 
 def suggest_all(trial: optuna.Trial) -> float:
@@ -111,16 +95,6 @@ def test_a_lower_nsims_runs_and_exports_only_the_first_replicates(tmp_path):
     assert len(exported.par_df) == 4
     assert exported.note == "study sweep holds 3 replicates per point; exporting the first 1 (nothing is deleted)"
     assert load_study(open_storage(url), "sweep")[1].Nsims == 3
-
-
-def written_by_an_earlier_version(db: Path, batch: Batch) -> None:
-    """As tests/test_hardening_storage.py: the search space on every COMPLETE trial, none on the study."""
-    from larvastudy.study import search_space
-
-    with sqlite3.connect(db) as conn:
-        conn.execute("insert into trial_system_attributes (trial_id, key, value_json) select trial_id, "
-                     "'search_space', ? from trials where state = 'COMPLETE'", (json.dumps(search_space(batch)),))
-        conn.execute(f"delete from study_system_attributes where key = '{SPACE_ATTR}'")
 
 
 def test_a_study_written_by_an_earlier_version_is_extended_without_its_space_copies(tmp_path):
