@@ -38,3 +38,16 @@ def written_by_an_earlier_version(db: Path, batch: Batch) -> None:
         conn.execute("insert into trial_system_attributes (trial_id, key, value_json) select trial_id, "
                      "'search_space', ? from trials where state = 'COMPLETE'", (json.dumps(search_space(batch)),))
         conn.execute(f"delete from study_system_attributes where key = '{SPACE_ATTR}'")
+
+
+def exactly_once(db: Path, total: int) -> None:
+    """The SQLite study at ``db`` holds exactly one COMPLETE trial per simulation (grid point x replicate) of
+    ``total``, and no other trial."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute(
+            "select count(*), count(distinct a.value_json || ':' || p.param_value) from trials t "
+            "join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'grid_point' "
+            "join trial_params p on p.trial_id = t.trial_id and p.param_name = 'replicate' "
+            "where t.state = 'COMPLETE'").fetchone()
+        every = conn.execute("select count(*) from trials").fetchone()[0]
+    assert found == (total, total) and every == total, (found, every, total)

@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import datetime
 
 import optuna
-import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 

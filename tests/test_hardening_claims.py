@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
 from conftest import missing
+from seams import exactly_once
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
@@ -59,16 +59,6 @@ def rows(db: Path, sql: str) -> list[dict]:
 
 def events(db: Path, event: str) -> list[dict]:
     return rows(db, f"select task, owner, detail from larvastudy_claim_events where event = '{event}'")
-
-
-def exactly_once(db: Path, total: int) -> None:
-    """Every simulation has exactly one COMPLETE trial, and there is no other trial."""
-    found = rows(db, "select count(*) as n, count(distinct a.value_json || ':' || p.param_value) as sims from trials t "
-                     "join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'grid_point' "
-                     "join trial_params p on p.trial_id = t.trial_id and p.param_name = 'replicate' "
-                     "where t.state = 'COMPLETE'")
-    assert found == [{"n": total, "sims": total}]
-    assert rows(db, "select count(*) as n from trials") == [{"n": total}]
 
 
 def held(db: Path) -> int:

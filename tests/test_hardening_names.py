@@ -7,7 +7,6 @@ folder leaves the previous export whole, with one line on stderr.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sqlite3

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from seams import exactly_once
+
 #: 2 x ``Nsims`` simulations of 25 larvae for 3 minutes; Nsims = 150: several seconds of engine work in
 #: ~1.5 s claims.
 SWEEP = """\
@@ -67,14 +69,6 @@ def status(folder: Path, db: Path) -> str:
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def exactly_once(db: Path, total: int) -> None:
-    rows = sqlite_utils.Database(db).query(
-        "select count(*) as n, count(distinct a.value_json || ':' || p.param_value) as distinct_sims from trials t "
-        "join trial_user_attributes a on a.trial_id = t.trial_id and a.key = 'grid_point' "
-        "join trial_params p on p.trial_id = t.trial_id and p.param_name = 'replicate' where t.state = 'COMPLETE'")
-    assert next(rows) == {"n": total, "distinct_sims": total}
 
 
 @pytest.fixture

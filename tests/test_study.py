@@ -182,10 +182,10 @@ def test_trials_table_reads_what_get_trials_gives(tmp_path):
             local = getattr(trial, field)
             utc = local.astimezone(datetime.timezone.utc).replace(tzinfo=None) if local else None
             assert (row[field].to_pydatetime() if pd.notna(row[field]) else None) == utc
-        for prefix, given in (("params_", trial.params), ("user_attrs_", trial.user_attrs)):
+        for prefix, stored in (("params_", trial.params), ("user_attrs_", trial.user_attrs)):
             read = {k[len(prefix):]: v for k, v in row.items()
                     if k.startswith(prefix) and not (isinstance(v, float) and math.isnan(v))}
-            expected = {k: v for k, v in given.items() if not (isinstance(v, float) and math.isnan(v))}
+            expected = {k: v for k, v in stored.items() if not (isinstance(v, float) and math.isnan(v))}
             assert read == expected and {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in expected.items()}
     assert table.loc[0, "user_attrs_seed"] == 2**62 + 1  # not rounded through a float
     assert table.loc[0, "params_model"] == "forager_x2" and table.loc[1, "params_model"] is None
