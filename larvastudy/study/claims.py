@@ -157,7 +157,7 @@ def renumber(session: Session, study_id: int, points: int, old: int, new: int, w
     live = {r.owner for r in tasks if r.state == RUNNING} - {r.owner for r in stale}
     if live:
         raise ConflictError(f"{where} is being run by {len(live)} process{'es' if len(live) > 1 else ''}; "
-                        "wait for them or stop them, then run it again")
+                            "wait for them or stop them, then run it again")
     if stale:
         at = session.execute(select(Clock())).scalar_one()
         session.execute(insert(EVENTS), [{"study_id": study_id, "task": r.task, "owner": r.owner, "event": LOST,

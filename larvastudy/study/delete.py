@@ -85,8 +85,8 @@ def _check_idle(url: str, study: Listed) -> None:
     finally:
         engine.dispose()
     if running:
-        raise ConflictError(f"study {study.name!r} in {display_url(url)} is being run: {running} simulations are "
-                        "claimed by live processes; stop its runs and workers (or let them finish) first")
+        raise ConflictError(f"study {study.name!r} in {display_url(url)} is being run: {running} simulations "
+                            "are claimed by live processes; stop its runs and workers (or let them finish) first")
 
 
 def _delete_rows(engine: sqlalchemy.Engine, study: Listed, url: str) -> list[str]:

@@ -49,8 +49,8 @@ def open_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name: st
     held = batch
     if not _adopt(study, batch, storage, [batch.objective_name()], [batch.direction]):
         if is_fit(study):
-            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give the "
-                            "sweep another study name (--study-name, study_name=)")
+            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is an adaptive fit; give "
+                                "the sweep another study name (--study-name, study_name=)")
         held = stored_batch(study.user_attrs, study_name, storage.url)
         _check_same(batch, held, study_name, storage.url, _GRID_IDENTITY)
         if batch.Nsims != held.Nsims:  # a fresh study object: Optuna's cache holds the trials as they were
@@ -73,8 +73,8 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
                                 load_if_exists=True)
     if not _adopt(study, batch, storage, names, directions, type(sampler).__name__):
         if not is_fit(study):
-            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the fit "
-                            "another study name (--study-name, study_name=)")
+            raise ConflictError(f"study {study_name!r} in {display_url(storage.url)} is a grid sweep; give the "
+                                "fit another study name (--study-name, study_name=)")
         stored = stored_batch(study.user_attrs, study_name, storage.url)
         if stored.Nsims != batch.Nsims:
             raise SpecError(f"fit {study_name!r} in {display_url(storage.url)} scores each point by the mean of its "
