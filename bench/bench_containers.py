@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _program import LARVASTUDY
 from _report import report
 
 SWEEP = """\
@@ -36,7 +37,6 @@ Npoints = [{points}]
 duration = 1.0
 model = "explorer"
 """.format(points=", ".join(str(n) for n in range(1, 31)))
-LARVASTUDY = shutil.which("larvastudy") or "larvastudy"
 #: A command in a new PID namespace (and so a new /proc); ``sh`` is its PID 1, so larvastudy gets an ordinary PID.
 NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh"]
 

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _program import LARVASTUDY
 from _report import report
 
 SWEEP = """\
@@ -37,7 +38,7 @@ model = "explorer"
 
 
 def larvastudy(folder: Path, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([shutil.which("larvastudy") or "larvastudy", *args], cwd=folder, text=True,
+    return subprocess.Popen([LARVASTUDY, *args], cwd=folder, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _program import LARVASTUDY
 from _report import report
 
 #: ``larvastudy ARGS`` run as a child of a fresh interpreter, which prints the child's wall time and peak RSS.
@@ -51,8 +52,7 @@ Npoints = 1
 
 
 def measure(folder: Path, *args: str) -> dict:
-    larvastudy = shutil.which("larvastudy") or "larvastudy"
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(folder), larvastudy, *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(folder), LARVASTUDY, *args], capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout)
 

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _program import LARVASTUDY
 from _report import report
 from bench_scale import MEASURE
 
@@ -42,8 +43,7 @@ duration = 0.05
 
 def measure(folder: Path, env: dict[str, str], *args: str) -> dict:
     """Wall time, peak RSS and stdout of ``larvastudy ARGS`` run in ``folder``."""
-    larvastudy = shutil.which("larvastudy") or str(Path(sys.executable).with_name("larvastudy"))
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(folder), sys.executable, larvastudy, *args],
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(folder), sys.executable, LARVASTUDY, *args],
                           capture_output=True, text=True, env=env)
     if done.returncode:
         sys.exit(f"larvastudy {' '.join(args)} failed: {done.stderr.strip()}")

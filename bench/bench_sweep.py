@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _program import LARVASTUDY
 from _report import report
 
 from larvastudy.engine import simulate_many
@@ -36,7 +37,7 @@ def cli_seconds(jobs: int) -> float:
     folder = Path(tempfile.mkdtemp(prefix="larvastudy-bench-"))
     try:
         start = time.perf_counter()
-        subprocess.run([shutil.which("larvastudy") or "larvastudy", "run", "PItest_off", "--nsims", "10",
+        subprocess.run([LARVASTUDY, "run", "PItest_off", "--nsims", "10",
                         "-j", str(jobs)], cwd=folder, check=True, capture_output=True)
         return time.perf_counter() - start
     finally:
