@@ -49,7 +49,7 @@ def test_registry_decisions_in_shipped_batches():
         assert (batch.objective_metric(), batch.direction) == ("final_dst_to_Source", "minimize")
     dish = load_batch("dish")
     assert dish.sample == {"Npoints": [5, 10, 15, 20, 25, 30]} and dish.Nsims == 20
-    assert dish.fixed == {"duration": 5.0, "model": "explorer"}
+    assert dish.fixed == {"duration": 5.0, "model": "explorer", "fidelity": "larvaworld-2.5.1"}
 
 
 @pytest.mark.parametrize("spec, values", [
@@ -73,7 +73,7 @@ def test_kwargs_accept_a_larvaworld_registry_entry():
              "optimization": {"fit_par": None, "minimize": True, "absolute": False, "threshold": 0.001,
                               "max_Nsims": 5, "operator": "mean"}}
     batch = batch_from_kwargs("PItest_off", **entry)
-    assert batch.sample == {"gain_dict.CS": [-100.0, 100.0]} and batch.fixed == {"duration": 0.05}
+    assert batch.sample == {"gain_dict.CS": [-100.0, 100.0]} and batch.fixed == {"duration": 0.05, "fidelity": "larvaworld-2.5.1"}
     assert batch.optimization == Optimization(threshold=0.001, max_Nsims=5)
     assert (batch.name, batch.direction) == ("PItest_off", "maximize")
     old = batch_from_kwargs("PItest_off", fixed=FAST, optimization={"fit_par": "PI2", "operations": {"abs": True}})

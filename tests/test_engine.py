@@ -115,6 +115,7 @@ _VARIANTS = st.fixed_dictionaries({
     "Npoints": st.integers(1, 6),
     "tau": st.sampled_from([0.1, 0.12]),
     "freq": st.sampled_from([1.2, 1.42]),
+    "fidelity": st.sampled_from(["larvaworld-2.5.1", "corrected"]),
 })
 
 
@@ -122,7 +123,8 @@ _VARIANTS = st.fixed_dictionaries({
 @given(st.lists(_VARIANTS, min_size=2, max_size=5))
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
-                  Npoints=v["Npoints"], tau=v["tau"], **{"crawler.freq": v["freq"]}), v["seed"]) for v in variants]
+                  Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]}), v["seed"])
+            for v in variants]
     batched = simulate_many(jobs)
     for job, together in zip(jobs, batched):
         alone = simulate(*job)

@@ -1,25 +1,42 @@
 """Arena boundary of larvaworld's position correction (spec §2.3).
 
-The allowed region is the arena scaled by ``boundary_margin`` = 0.96: a rectangle, or a circle of
-radius 0.96·D/2. Upstream approximates the circle by a 60-gon (a drawing polygon reused for the
-test); the engine uses the circle itself (deviation 4 in docs/model.md): the two differ by at most
-0.14 % of the radius, and the circle has closed-form tests.
+The allowed region is the arena scaled by ``boundary_margin`` = 0.96: a rectangle, or for a circular arena
+the 60-gon larvaworld reuses from its drawing code (vertices at multiples of 6° on the circle of radius
+0.96·D/2). The corrected model (deviation 4 in docs/model.md) uses the circle itself; the two differ by at
+most 0.14 % of the radius.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 BOUNDARY_MARGIN = 0.96
+#: Vertices of larvaworld's circular arena (``util.circle_to_polygon(60, D / 2)``).
+POLYGON_VERTICES = 60
+_SECTOR = 2.0 * math.pi / POLYGON_VERTICES
+#: Outward unit normals (x, y) of the 60-gon's edges: edge k lies between the vertices at k·6° and (k + 1)·6°.
+_NORMAL_X = np.cos((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
+_NORMAL_Y = np.sin((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
+
+
+def _projections(z: np.ndarray) -> np.ndarray:
+    """Each point's projection on every edge normal, shape (points, 60), in real arithmetic: a complex product
+    might be fused differently for different array lengths (see engine/loop.py)."""
+    return z.real[:, None] * _NORMAL_X + z.imag[:, None] * _NORMAL_Y
 
 
 class Arena:
     """Boundary of one arena geometry; widths and heights are per larva."""
 
-    def __init__(self, geometry: str, width: np.ndarray, height: np.ndarray):
+    def __init__(self, geometry: str, width: np.ndarray, height: np.ndarray, polygon: bool = False):
         self.geometry, self.width, self.height = geometry, width, height
         self.half_x = BOUNDARY_MARGIN * width / 2
         self.half_y = BOUNDARY_MARGIN * height / 2
+        self.polygon = polygon and geometry == "circular"
+        # A regular polygon is the points whose projection on every edge normal is at most the apothem.
+        self.apothem = self.half_x * math.cos(_SECTOR / 2)
 
     def outside(self, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Whether each point lies outside the allowed region.
@@ -30,6 +47,12 @@ class Arena:
         hx, hy = (self.half_x, self.half_y) if rows is None else (self.half_x[rows], self.half_y[rows])
         if self.geometry == "rectangular":
             return (np.abs(z.real) > hx) | (np.abs(z.imag) > hy)
+        if self.polygon:
+            apothem = np.broadcast_to(self.apothem if rows is None else self.apothem[rows], z.shape)
+            out = np.abs(z) > apothem  # outside the inscribed circle: only these may be outside the polygon
+            if np.count_nonzero(out):
+                out[out] = _projections(z[out]).max(axis=1) > apothem[out]
+            return out
         return np.abs(z) > hx
 
     def reach(self, start: np.ndarray, direction: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -40,5 +63,10 @@ class Arena:
                 limits = [np.where(d > 0, (h - c) / d, np.where(d < 0, (-h - c) / d, np.inf))
                           for c, d, h in ((start.real, direction.real, hx), (start.imag, direction.imag, hy))]
             return np.maximum(np.minimum(*limits), 0.0)
+        if self.polygon:
+            at, towards = _projections(start), _projections(direction)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                limits = np.where(towards > 0, (self.apothem[rows, None] - at) / towards, np.inf)
+            return np.maximum(limits.min(axis=1), 0.0)
         along = start.real * direction.real + start.imag * direction.imag
         return np.maximum(np.sqrt(np.maximum(along * along + hx * hx - np.square(np.abs(start)), 0.0)) - along, 0.0)

@@ -22,7 +22,7 @@ import numpy as np
 
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.metrics import Recorder
-from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, SimSetup
+from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, LARVAWORLD, TURNER_PARAMS, TWO_PI, SimSetup
 from larvastudy.engine.turner import NeuralTurner
 
 EXEC, PAUSE, FEED = 0, 1, 2
@@ -65,8 +65,10 @@ class BatchRun:
         # Complex copies for complex arithmetic without per-step casts; a zero imaginary part keeps
         # the products exact (see the module docstring).
         self.half_c, self.imag_unit = self.half + 0j, np.full(n, 1j)
+        self.sensing, self.feed = first.sensing, first.feeding
+        self.larvaworld = first.fidelity == LARVAWORLD
         self.arena = Arena(first.arena[0], per_larva([s.arena[1] for s in setups]),
-                           per_larva([s.arena[2] for s in setups]))
+                           per_larva([s.arena[2] for s in setups]), polygon=self.larvaworld)
         # Body.
         self.pos, self.head = cat([s.pos for s in setups]), cat([s.head for s in setups])
         self.tail, self.unit = self.head.copy(), np.exp(1j * self.head)
@@ -102,19 +104,20 @@ class BatchRun:
         self.stride_rows = rows * self.strides_w
         self.n_exp = self.chains[rows * self.chains_w]
         self.pause_len = np.zeros(n, int)
+        # larvaworld ends a run after Nexp + 1 strides and a pause of k ticks after k + 1 (deviation 3).
+        self.bout_extra = 1 if self.larvaworld else 0
         self.n_str, self.ticks = np.zeros(n, int), np.zeros(n, int)
         self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6)...
         self.crawling = np.zeros(n)              # ...whose crawler moves from the second step on
         self.crawl_mask = self.crawling > 0
         self.feeding = np.zeros(n)
 
-        self.sensing, self.feed = first.signature[7], first.signature[8]
         if self.sensing:
             # Odor arrays are (sources or layers, larvae): sums over the short axis stay contiguous.
             self.odor_pos = per_larva([s.odor_pos for s in setups]).T.copy()
             self.odor_int = per_larva([s.odor_intensity for s in setups]).T.copy()
             self.odor_scale = (-0.5 / per_larva([s.odor_spread for s in setups])).T.copy()
-            layers = first.signature[4]
+            layers = first.gains.shape[1]
             # Sources are listed layer by layer; several sources of one odor are summed row by row, in
             # source order (a matrix product would round differently for different numbers of larvae).
             self.layer_starts = None
@@ -142,7 +145,8 @@ class BatchRun:
             # Food is found within the larva's radius of the head tip, not the source's (spec §5.3).
             self.reach2 = np.square(p["radius"])[:, None]
             self.feed_rngs = [s.feed_rng for s in setups]
-            self.uniforms = np.empty((0, n))
+            self.odor_only = per_larva([s.odor_only for s in setups])
+            self.uniforms = np.empty((0, 1, n))
 
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
@@ -157,13 +161,19 @@ class BatchRun:
             conc[self.layer_empty] = 0.0
         if t > 0:
             drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
-            # Deviation 2 (docs/model.md): the declared output range [-1, 1] is enforced.
-            self.odor_out = _clip(self.odor_out * self.decay + drive, self.minus_one, self.ones)
+            self.odor_out = self.odor_out * self.decay + drive
+            if not self.larvaworld:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
+                self.odor_out = _clip(self.odor_out, self.minus_one, self.ones)
         self.odor_last = conc
         return self.odor_out
 
-    def _detect_food(self, tip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per larva: whether food is under the head tip, and the index of that source or cell."""
+    def _detect_food(self, tip: np.ndarray, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per larva: whether food is found (spec §5.3), and the index of that source or grid cell.
+
+        Sources are looked for within the larva's radius of the head tip; the corrected model takes the nearest
+        (deviation 5). larvaworld takes one at random (with the uniform draw ``choice``) and, while more than 10
+        sources are left, the nearest within reach of the body position, for larvae without a feeder too.
+        """
         if self.grid is not None:
             gx, gy = self.grid_shape
             ix = np.clip(np.floor(gx * (tip.real / self.arena.width + 0.5)), 0, gx - 1).astype(int)
@@ -172,12 +182,20 @@ class BatchRun:
             return (self.grid[where] > 0) & self.can_feed, where
         if self.food_pos.size == 0:  # an arena without food (e.g. a feeder in the dish): nothing to find
             return np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=int)
-        d2 = np.square(np.abs(tip[:, None] - self.food_pos))
-        d2[(d2 > self.reach2) | (self.food_amount[self.food_keys] <= 0)] = np.inf
-        # Deviation 5: the nearest source within reach (larvaworld picks at random; presets never overlap).
-        nearest = d2.argmin(axis=1)
         rows = np.arange(self.n)
-        return np.isfinite(d2[rows, nearest]) & self.can_feed, self.food_keys[rows, nearest]
+        left = self.food_amount[self.food_keys] > 0
+        if not self.larvaworld:
+            d2 = np.square(np.abs(tip[:, None] - self.food_pos))
+            d2[(d2 > self.reach2) | ~left] = np.inf
+            nearest = d2.argmin(axis=1)
+            return np.isfinite(d2[rows, nearest]) & self.can_feed, self.food_keys[rows, nearest]
+        many = self.odor_only + left.sum(axis=1) > 10
+        d2 = np.square(np.abs(np.where(many, self.pos, tip)[:, None] - self.food_pos))
+        within = (d2 <= self.reach2) & left
+        count = within.sum(axis=1)
+        nearest = np.where(within, d2, np.inf).argmin(axis=1)
+        drawn = (np.cumsum(within, axis=1) > np.floor(choice * count)[:, None]).argmax(axis=1)
+        return (count > 0) & (self.can_feed | many), self.food_keys[rows, np.where(many, nearest, drawn)]
 
     def _eat(self, eaters: np.ndarray, where: np.ndarray) -> None:
         """Serve one bite to each eater, in larva order where several share a source or cell."""
@@ -194,11 +212,12 @@ class BatchRun:
         self.amount_eaten[eaters] += 1000.0 * eaten
 
     def _feed_uniforms(self, t: int) -> np.ndarray:
-        """Uniform draws for this step's feeding decisions, from each simulation's own stream."""
+        """This step's uniform draws, (draws, larvae), from each simulation's own stream: one per larva for the
+        feeding decision, and in larvaworld's model one more for its choice among sources within reach."""
         if t % FEED_CHUNK == 0:
-            rows = min(FEED_CHUNK, self.nsteps - t)
-            self.uniforms = np.concatenate([rng.random((rows, n)) for rng, n in zip(self.feed_rngs, self.sizes)],
-                                           axis=1)
+            rows, draws = min(FEED_CHUNK, self.nsteps - t), 2 if self.larvaworld else 1
+            self.uniforms = np.concatenate([rng.random((rows, draws, n)) for rng, n in zip(self.feed_rngs, self.sizes)],
+                                           axis=2)
         return self.uniforms[t % FEED_CHUNK]
 
     # -- behaviour -----------------------------------------------------------------------------
@@ -229,12 +248,13 @@ class BatchRun:
         self.n_exp[rows] = _draw(self.chains, self.chains_w, rows, self.chain_i)
         self.state[rows], self.n_str[rows], self.ticks[rows] = EXEC, 0, 0
 
-    def _intermit(self, t: int, completed: np.ndarray, feed_motion: np.ndarray | None,
-                  on_food: np.ndarray | None) -> None:
-        """Intermitter step (spec §3.6, §5.4); deviation 3: runs of Nexp strides, pauses of Tp."""
+    def _intermit(self, completed: np.ndarray, feed_motion: np.ndarray | None, on_food: np.ndarray | None,
+                  uniform: np.ndarray | None) -> None:
+        """Intermitter step (spec §3.6, §5.4): runs of Nexp strides and pauses of k ticks, one more of each
+        in larvaworld's model (deviation 3)."""
         self.ticks += 1
         if feed_motion is not None:
-            keep = self._feed_uniforms(t) <= self.p["eeb"]
+            keep = uniform <= self.p["eeb"]
             stop = feed_motion & ~(on_food & keep)
             start = ~feed_motion & on_food & keep & (self.state != FEED) & self.feed_bouts
             if np.count_nonzero(start):
@@ -242,8 +262,8 @@ class BatchRun:
             if np.count_nonzero(stop):
                 self._start_runs(stop.nonzero()[0])
         self.n_str += completed
-        ended = (self.n_str >= self.n_exp) & (self.state == EXEC)
-        rested = (self.ticks >= self.pause_len) & (self.state == PAUSE)
+        ended = (self.n_str >= self.n_exp + self.bout_extra) & (self.state == EXEC)
+        rested = (self.ticks >= self.pause_len + self.bout_extra) & (self.state == PAUSE)
         if np.count_nonzero(ended):
             rows = ended.nonzero()[0]
             self.pause_i[rows] += 1
@@ -353,9 +373,10 @@ class BatchRun:
             tip = self.pos + self.half_c * self.unit
             drive = self._sense(t, tip) if self.sensing else self.zeros
             att = self.ones
-            feed_motion = on_food = None
+            feed_motion = on_food = uniforms = None
             if self.feed:
-                on_food, food_at = self._detect_food(tip)
+                uniforms = self._feed_uniforms(t)
+                on_food, food_at = self._detect_food(tip, uniforms[-1])
                 self.food_steps += on_food
                 self.feeder_phase += self.feed_step * self.feeding
                 feed_motion = self.feeder_phase >= self.two_pi
@@ -364,9 +385,9 @@ class BatchRun:
             lin, completed = self._crawl()
             att = np.where(self.crawl_mask, self._coupling(self.crawler_phase), att)
             crawled = self.crawling
-            self._intermit(t, completed, feed_motion, on_food)
-            # The olfactor, the only sensor, is limited to [-1, 1] and att <= 1, so the turner
-            # input stays in its declared range too (deviation 2).
+            self._intermit(completed, feed_motion, on_food, None if uniforms is None else uniforms[0])
+            # The olfactor is the only sensor and att <= 1, so the turner input stays in [-1, 1] where the
+            # olfactor output does (deviation 2).
             if any_on_input:
                 drive = drive * np.where(self.att_input, att, self.ones)
             ang = self.turner.step(drive)

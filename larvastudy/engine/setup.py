@@ -25,6 +25,11 @@ FEED_CHUNK = 500  # steps of feeding-decision uniforms drawn at a time per simul
 BYTES_PER_LARVA = 1_000
 #: Share of this machine's memory one simulation may need (its batch-mates and other workers need the rest).
 MEMORY_SHARE = 0.5
+#: The model of larvaworld 2.5.1 as it runs, bugs included (docs/model.md, deviations 1-5): the default.
+LARVAWORLD = "larvaworld-2.5.1"
+#: The model with 2.5.1's bugs fixed as docs/model.md's deviations 1-5 say.
+CORRECTED = "corrected"
+FIDELITIES = (LARVAWORLD, CORRECTED)
 
 #: Per-larva float parameters, in the order the loop reads them.
 AGENT_PARAMS = (
@@ -70,7 +75,10 @@ def _positive(where: str, value: Any) -> float:
 class SimSetup:
     """One simulation, ready to be concatenated with others of the same ``signature``."""
 
-    signature: tuple
+    signature: tuple                        # simulations of one signature step together (fields below alike)
+    fidelity: str                           # LARVAWORLD or CORRECTED
+    sensing: bool                           # some larva smells an odor
+    feeding: bool                           # some larva has feeding bouts
     n: int
     nsteps: int
     dt: float
@@ -94,6 +102,7 @@ class SimSetup:
     food_amount: np.ndarray                 # (Sf,)
     grid: np.ndarray | None                 # (gx, gy) food grid or None
     landmarks: dict[str, complex]           # named points for distance metrics
+    odor_only: int                          # sources without food (they count for larvaworld's detection switch)
     feed_rng: np.random.Generator | None
 
 
@@ -192,6 +201,9 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     dt = _positive("dt", tree["dt"])
     duration = _positive("duration", tree["duration"])
     nsteps = int(round(duration * 60.0 / dt))
+    fidelity = tree.get("fidelity", LARVAWORLD)
+    if fidelity not in FIDELITIES:
+        raise SpecError(f"fidelity = {fidelity!r} is not a model; use {' or '.join(map(repr, FIDELITIES))}")
     if nsteps < 1:
         raise SpecError(f"duration = {duration!r} min is shorter than one step (dt = {dt!r} s)")
     env = tree["env_params"]
@@ -222,6 +234,12 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
 
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
     place_rng, phase_rng, warm_rng, stride_rng, chain_rng, pause_rng, feed_rng = streams
+    # larvaworld draws one oscillator phase per process, shared by every crawler and feeder (deviation 1); here one
+    # per simulation, from its seed.
+    shared_phase = phase_rng.uniform(0.0, TWO_PI) if fidelity == LARVAWORLD else None
+
+    def phases(n: int) -> np.ndarray:
+        return np.full(n, shared_phase) if shared_phase is not None else phase_rng.uniform(0.0, TWO_PI, n)
 
     groups = []
     for gid, group in tree["larva_groups"].items():
@@ -244,7 +262,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
         pause_k, pause_p = discrete_pmf(intermit["pause_dist"], dt)
         groups.append(dict(
             n=n, params=params, tparams=tparams, gains=np.tile(gains, (n, 1)), pos=pos, head=head,
-            crawler_phase=phase_rng.uniform(0.0, TWO_PI, n), feeder_phase=phase_rng.uniform(0.0, TWO_PI, n),
+            crawler_phase=phases(n), feeder_phase=phases(n),
             turner=warm,
             strides=stride_rng.normal(float(crawler["stride_dst_mean"]), float(crawler["stride_dst_std"]),
                                       (n, k_strides)),
@@ -269,10 +287,10 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(params["feed_bouts"].any())
     sensing = bool(params["has_olfactor"].any()) and bool(odor_pos)
-    signature = (dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
+    signature = (fidelity, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics)
     return SimSetup(
-        signature=signature, n=int(sum(g["n"] for g in groups)), nsteps=nsteps, dt=dt, metrics=metrics,
+        signature=signature, fidelity=fidelity, sensing=sensing, feeding=feeding, n=int(sum(g["n"] for g in groups)), nsteps=nsteps, dt=dt, metrics=metrics,
         params=params, pos=cat("pos"), head=cat("head"), crawler_phase=cat("crawler_phase"),
         feeder_phase=cat("feeder_phase"), turner=np.concatenate([g["turner"] for g in groups], axis=1),
         strides=cat_padded("strides"), chains=cat_padded("chains"), pauses=cat_padded("pauses"),
@@ -280,5 +298,5 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
         odor_layer=tuple(odor_layer), odor_intensity=np.array(odor_int), odor_spread=np.array(odor_spread),
         gains=cat("gains"), food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
-        landmarks=landmarks, feed_rng=feed_rng if feeding else None,
+        landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
     )

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from larvastudy.engine import available_metrics, canonical
-from larvastudy.engine.setup import compile_sim
+from larvastudy.engine.setup import FIDELITIES, LARVAWORLD, compile_sim
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.names import check_name
@@ -52,6 +52,8 @@ _INERT = {
     r"\.odor_layers\[\d+\]\.intensity$": "cancels out under log perception, the olfactor's only mode (in larvaworld "
                                           "2.5.1 too): results differ only by rounding, amplified over a run",
 }
+#: The parameter choosing the model: larvaworld 2.5.1's as it runs (the default) or "corrected" (docs/model.md).
+FIDELITY = "fidelity"
 #: The trial parameter that numbers the replicates of a grid point.
 REPLICATE = "replicate"
 #: Names the exporter's table gives columns of its own; axis columns never shorten to them.
@@ -165,7 +167,13 @@ class Batch:
         set_(self, "space", Space.from_sample(self.sample))
         self._check_feasible()
         set_(self, "sample", self.space.to_sample())
-        set_(self, "fixed", copy.deepcopy({str(k): plain(v) for k, v in self.fixed.items()}))
+        fixed = copy.deepcopy({str(k): plain(v) for k, v in self.fixed.items()})
+        if FIDELITY not in self.space.parameters():  # part of every definition: a study knows which model ran it
+            fixed.setdefault(FIDELITY, LARVAWORLD)
+            if fixed[FIDELITY] not in FIDELITIES:
+                raise SpecError(f"fixed 'fidelity' = {fixed[FIDELITY]!r} is not a model; use "
+                                f"{' or '.join(map(repr, FIDELITIES))}")
+        set_(self, "fixed", fixed)
         set_(self, "metrics", self._checked_metrics())
         set_(self, "targets", parse_targets(self.targets, self._allowed_metrics()))
         for metric in (self.objective_metric(), *self.targets):

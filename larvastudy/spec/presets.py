@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from larvastudy.engine.metrics import BASE_METRICS
+from larvastudy.engine.setup import LARVAWORLD
 from larvastudy.errors import SpecError
 
 Tree = dict[str, Any]
@@ -239,6 +240,8 @@ def experiment_tree(name: str) -> Tree:
         raise SpecError(f"unknown experiment {name!r}; supported: {', '.join(EXPERIMENTS)}")
     tree = copy.deepcopy(EXPERIMENTS[name])
     tree["experiment"] = name
+    # Which model runs: larvaworld 2.5.1's as it is (the default), or "corrected" (docs/model.md, deviations 1-5).
+    tree["fidelity"] = LARVAWORLD
     for group in tree["larva_groups"].values():
         group["model"] = model_tree(group["model"])
     return tree

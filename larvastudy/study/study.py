@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from larvastudy.errors import ConflictError, DefinitionChanged, SpecError
 from larvastudy.names import check_name
-from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.engine.setup import CORRECTED
+from larvastudy.spec.batch import FIDELITY, REPLICATE, Batch
 from larvastudy.spec.space import round_value
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.identity import differences
@@ -148,10 +149,18 @@ def stored_batch(user_attrs: Mapping[str, Any], study_name: str, url: str) -> Ba
     if BATCH_ATTR not in user_attrs:
         raise SpecError(f"no larvastudy study {study_name!r} in {display_url(url)}")
     try:
-        return Batch.from_dict(user_attrs[BATCH_ATTR], check=False)
+        return Batch.from_dict(_with_fidelity(user_attrs[BATCH_ATTR]), check=False)
     except (AttributeError, TypeError, KeyError, SpecError):
         raise SpecError(f"{where} was not made by larvastudy (its user attribute {BATCH_ATTR!r} is not a Batch "
                         "definition); choose another study name") from None
+
+
+def _with_fidelity(definition: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored definition with its model named: one stored before ``fidelity`` existed ran the corrected model,
+    and keeps running it."""
+    if FIDELITY in definition.get("fixed", {}) or FIDELITY in definition.get("sample", {}):
+        return definition
+    return {**definition, "fixed": {**definition.get("fixed", {}), FIDELITY: CORRECTED}}
 
 
 def completed(study: optuna.Study) -> set[tuple[int, int]]:
