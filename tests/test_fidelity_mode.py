@@ -41,7 +41,7 @@ def tree(experiment: str, fidelity: str, **overrides) -> dict:
 @pytest.mark.parametrize("experiment", sorted(CONDITIONS))
 def test_corrected_is_the_engine_before_the_parameter(experiment):
     result = simulate(tree(experiment, CORRECTED, **CONDITIONS[experiment]), SEED)
-    sums = {name: float(values.sum()) for name, values in result.per_larva.items()}
+    sums = {name: float(result.per_larva[name].sum()) for name in GOLDEN[experiment]}  # metrics of d278bf8
     assert sums == pytest.approx(GOLDEN[experiment], rel=1e-12, abs=0)
 
 
@@ -199,3 +199,37 @@ def test_fidelity_must_name_a_model(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "'newest'" in result.stderr and "'larvaworld-2.5.1' or 'corrected'" in result.stderr
     assert not (tmp_path / "storage").exists()
+
+
+@pytest.mark.parametrize("fidelity", [LARVAWORLD, CORRECTED])
+@pytest.mark.parametrize("experiment", ["dish", "food_grid"])
+def test_bout_and_feed_counts_are_larvaworlds_intermitter_counters(experiment, fidelity):
+    """``num_pauses``/``num_stridechains`` count bouts that ended (larvaworld registers a bout when it ends, by the
+    next bout or by a feeding bout starting), ``num_feeds`` every feeding motion, successful or failed."""
+    config = tree(experiment, fidelity, duration=1.0)
+    config["metrics"] = ["num_pauses", "num_stridechains", "num_feeds", "successful_feeds", "failed_feeds",
+                         "amount_eaten"]
+    run = _Bouts([compile_sim(config, 5)])
+    (result,) = run.run()
+    states = np.array([np.full(run.n, EXEC), *run.states])   # the first step starts a run (spec §3.6)
+    before, after = states[:-1], states[1:]
+    np.testing.assert_array_equal(result["num_pauses"], ((before == PAUSE) & (after != PAUSE)).sum(axis=0))
+    np.testing.assert_array_equal(result["num_stridechains"], ((before == EXEC) & (after != EXEC)).sum(axis=0))
+    np.testing.assert_array_equal(result["num_feeds"], result["successful_feeds"] + result["failed_feeds"])
+    bite = 0.001 * 0.005**3 * 1000 * 1000
+    assert (result["amount_eaten"] <= result["successful_feeds"] * bite * (1 + 1e-9)).all()
+    if experiment == "food_grid":
+        assert result["successful_feeds"].min() > 50 and result["num_pauses"].sum() < result["num_stridechains"].sum()
+    else:
+        assert result["num_feeds"].sum() == 0 and result["num_pauses"].mean() > 3
+
+
+def test_every_metric_has_its_unit_in_figure_labels():
+    from larvastudy.engine.metrics import UNITS, available_metrics
+    from larvastudy.export.figures import metric_label
+
+    names = available_metrics(["CS", "UCS", "Source"])
+    assert set(names) - set(UNITS) == {f"{k}_dst_to_{s}" for k in ("final", "mean") for s in ("CS", "UCS", "Source")}
+    assert metric_label("amount_eaten") == "amount_eaten (mL)" and metric_label("PI") == "PI"
+    assert metric_label("final_dst_to_Source") == "final_dst_to_Source (mm)"
+    assert metric_label("num_pauses") == "num_pauses (pauses)"

@@ -22,7 +22,7 @@ import numpy as np
 
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.metrics import Recorder
-from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, LARVAWORLD, TURNER_PARAMS, TWO_PI, SimSetup
+from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, SimSetup
 from larvastudy.engine.turner import NeuralTurner
 
 EXEC, PAUSE, FEED = 0, 1, 2
@@ -66,9 +66,10 @@ class BatchRun:
         # the products exact (see the module docstring).
         self.half_c, self.imag_unit = self.half + 0j, np.full(n, 1j)
         self.sensing, self.feed = first.sensing, first.feeding
-        self.larvaworld = first.fidelity == LARVAWORLD
+        bugs = first.bugs   # larvaworld's, where reproduced (setup.UPSTREAM_BUGS)
+        self.clip_olfactor, self.upstream_food = "unclipped_olfactor" not in bugs, "food_detection" in bugs
         self.arena = Arena(first.arena[0], per_larva([s.arena[1] for s in setups]),
-                           per_larva([s.arena[2] for s in setups]), polygon=self.larvaworld)
+                           per_larva([s.arena[2] for s in setups]), polygon="arena_polygon" in bugs)
         # Body.
         self.pos, self.head = cat([s.pos for s in setups]), cat([s.head for s in setups])
         self.tail, self.unit = self.head.copy(), np.exp(1j * self.head)
@@ -105,7 +106,7 @@ class BatchRun:
         self.n_exp = self.chains[rows * self.chains_w]
         self.pause_len = np.zeros(n, int)
         # larvaworld ends a run after Nexp + 1 strides and a pause of k ticks after k + 1 (deviation 3).
-        self.bout_extra = 1 if self.larvaworld else 0
+        self.bout_extra = 1 if "long_bouts" in bugs else 0
         self.n_str, self.ticks = np.zeros(n, int), np.zeros(n, int)
         self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6)...
         self.crawling = np.zeros(n)              # ...whose crawler moves from the second step on
@@ -133,6 +134,9 @@ class BatchRun:
             self.decay = np.exp(-p["decay_coef"] * dt)
             self.minus_one = -self.ones
         self.amount_eaten, self.food_steps = np.zeros(n), np.zeros(n)
+        # Finished bouts and feeding motions, larvaworld's intermitter counters (engine/metrics.py).
+        self.counts = {name: np.zeros(n, int) for name in
+                       ("num_pauses", "num_stridechains", "successful_feeds", "failed_feeds")}
         if self.feed:
             self.food_pos = per_larva([s.food_pos for s in setups])
             self.n_food = first.food_pos.size
@@ -162,7 +166,7 @@ class BatchRun:
         if t > 0:
             drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
             self.odor_out = self.odor_out * self.decay + drive
-            if not self.larvaworld:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
+            if self.clip_olfactor:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
                 self.odor_out = _clip(self.odor_out, self.minus_one, self.ones)
         self.odor_last = conc
         return self.odor_out
@@ -184,7 +188,7 @@ class BatchRun:
             return np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=int)
         rows = np.arange(self.n)
         left = self.food_amount[self.food_keys] > 0
-        if not self.larvaworld:
+        if not self.upstream_food:
             d2 = np.square(np.abs(tip[:, None] - self.food_pos))
             d2[(d2 > self.reach2) | ~left] = np.inf
             nearest = d2.argmin(axis=1)
@@ -215,7 +219,7 @@ class BatchRun:
         """This step's uniform draws, (draws, larvae), from each simulation's own stream: one per larva for the
         feeding decision, and in larvaworld's model one more for its choice among sources within reach."""
         if t % FEED_CHUNK == 0:
-            rows, draws = min(FEED_CHUNK, self.nsteps - t), 2 if self.larvaworld else 1
+            rows, draws = min(FEED_CHUNK, self.nsteps - t), 2 if self.upstream_food else 1
             self.uniforms = np.concatenate([rng.random((rows, draws, n)) for rng, n in zip(self.feed_rngs, self.sizes)],
                                            axis=2)
         return self.uniforms[t % FEED_CHUNK]
@@ -253,17 +257,24 @@ class BatchRun:
         """Intermitter step (spec §3.6, §5.4): runs of Nexp strides and pauses of k ticks, one more of each
         in larvaworld's model (deviation 3)."""
         self.ticks += 1
+        counts = self.counts
         if feed_motion is not None:
             keep = uniform <= self.p["eeb"]
             stop = feed_motion & ~(on_food & keep)
             start = ~feed_motion & on_food & keep & (self.state != FEED) & self.feed_bouts
-            if np.count_nonzero(start):
+            counts["successful_feeds"] += feed_motion & on_food
+            counts["failed_feeds"] += feed_motion & ~on_food
+            if np.count_nonzero(start):   # the run or pause under way ends
+                counts["num_stridechains"] += start & (self.state == EXEC)
+                counts["num_pauses"] += start & (self.state == PAUSE)
                 self.state[start], self.ticks[start] = FEED, 0
             if np.count_nonzero(stop):
                 self._start_runs(stop.nonzero()[0])
         self.n_str += completed
         ended = (self.n_str >= self.n_exp + self.bout_extra) & (self.state == EXEC)
         rested = (self.ticks >= self.pause_len + self.bout_extra) & (self.state == PAUSE)
+        counts["num_stridechains"] += ended
+        counts["num_pauses"] += rested
         if np.count_nonzero(ended):
             rows = ended.nonzero()[0]
             self.pause_i[rows] += 1
@@ -347,7 +358,8 @@ class BatchRun:
         silently; :meth:`diverged` names it afterwards."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._steps()
-        per_larva = self.recorder.per_larva(self.pos, self.amount_eaten, self.food_steps)
+        per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten,
+                                                       "food_steps": self.food_steps, **self.counts})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
 
     def diverged(self) -> list[str | None]:

@@ -1,8 +1,9 @@
-"""Per-larva metrics of larvaworld's enrichment (spec §8), accumulated step by step.
+"""Per-larva metrics of larvaworld's enrichment (spec §8) and its intermitter's endpoint counts, accumulated
+step by step.
 
 Every metric is a value per larva; a simulation's metric is its mean (or std) over larvae.
 ``PI`` per larva is its side at the end (+1 CS side, -1 UCS side, 0 in the neutral band), so its
-mean is larvaworld's PI (not rounded to 3 decimals here). Lengths are in mm, speeds in mm/s.
+mean is larvaworld's PI (not rounded to 3 decimals here). :data:`UNITS` gives every metric's unit.
 """
 
 from __future__ import annotations
@@ -14,8 +15,22 @@ import numpy as np
 from larvastudy.errors import SpecError
 
 BASE_METRICS = ("v_mu", "sv_mu", "cum_dst", "exec_fraction", "dsp_0_40", "dsp_0_60")
-FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio")
+#: Bouts a larva finished, counted as larvaworld's ``Intermitter`` registers them (``Npauses``, ``Nstridechains``):
+#: a pause or run still going at the end does not count.
+BOUT_METRICS = ("num_pauses", "num_stridechains")
+#: Feeding motions (larvaworld's ``Nfeeds``) and those with food under the mouth or without it (``Nfeeds_success``,
+#: ``Nfeeds_fail``); zero for larvae without a feeder.
+FEED_METRICS = ("num_feeds", "successful_feeds", "failed_feeds")
+FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio", *FEED_METRICS)
 PI_METRICS = ("PI", "PI2")
+#: Every metric's unit ("" where it has none); ``<kind>_dst_to_<source>`` metrics are in mm.
+UNITS = {
+    "v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "exec_fraction": "fraction of steps",
+    "dsp_0_40": "mm", "dsp_0_60": "mm", "num_pauses": "pauses", "num_stridechains": "runs",
+    "num_feeds": "feeding motions", "successful_feeds": "feeding motions", "failed_feeds": "feeding motions",
+    # 1000 x the litres eaten: a bite is V_bite · L³ · 1000 L with L in m (spec §5.5); larvaworld names no unit.
+    "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "PI": "", "PI2": "",
+}
 #: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
 #: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
 METRIC_ALIASES = {"ingested_food_volume": "amount_eaten"}
@@ -24,12 +39,20 @@ DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 
 def available_metrics(source_names: list[str] | Mapping[str, Any]) -> list[str]:
     """Every metric the engine can compute in an arena with these named sources."""
-    names = list(BASE_METRICS) + list(FOOD_METRICS)
+    names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)
     for src in source_names:
         names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
     return names
+
+
+def unit(name: str) -> str:
+    """The unit of metric ``name`` (aliases resolved; "" for none)."""
+    name = canonical(name)
+    if name.startswith(("final_dst_to_", "mean_dst_to_")):
+        return "mm"
+    return UNITS.get(name, "")
 
 
 def canonical(name: str) -> str:
@@ -84,8 +107,9 @@ class Recorder:
         if name is not None:
             self.dispersal[name] = np.abs(pos - self.start) * 1000.0
 
-    def per_larva(self, pos: np.ndarray, amount_eaten: np.ndarray, food_steps: np.ndarray) -> dict[str, np.ndarray]:
-        """Every requested metric per larva, after the last step."""
+    def per_larva(self, pos: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every requested metric per larva, after the last step; ``counts`` holds ``amount_eaten``, the steps on
+        food (``food_steps``), the :data:`BOUT_METRICS` and the successful and failed feeds."""
         n, dt = self.nsteps, self.dt
         v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
         out: dict[str, np.ndarray] = {
@@ -93,8 +117,10 @@ class Recorder:
             "sv_mu": v_mu / (self.length * 1000.0),
             "cum_dst": (self.speed_sum + self.first_speed) * dt * 1000.0,
             "exec_fraction": self.crawl_steps / n,
-            "amount_eaten": amount_eaten,
-            "on_food_dur_ratio": food_steps / n,
+            "amount_eaten": counts["amount_eaten"],
+            "on_food_dur_ratio": counts["food_steps"] / n,
+            "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
+            **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,
         }
         if "PI" in self.metrics:

@@ -30,6 +30,16 @@ LARVAWORLD = "larvaworld-2.5.1"
 #: The model with 2.5.1's bugs fixed as docs/model.md's deviations 1-5 say.
 CORRECTED = "corrected"
 FIDELITIES = (LARVAWORLD, CORRECTED)
+#: The bugs of larvaworld 2.5.1 the engine reproduces, by the deviation of docs/model.md that fixes each.
+UPSTREAM_BUGS = {
+    "shared_phase": 1,          # one initial crawler/feeder phase for all larvae
+    "unclipped_olfactor": 2,    # olfactor output (and so turner input) outside [-1, 1]
+    "long_bouts": 3,            # runs of Nexp + 1 strides, pauses of k + 1 ticks
+    "arena_polygon": 4,         # a circular arena is its 60-gon
+    "food_detection": 5,        # a random source within reach; at the body position while > 10 sources are left
+}
+#: The bugs each fidelity reproduces.
+BUGS = {LARVAWORLD: frozenset(UPSTREAM_BUGS), CORRECTED: frozenset()}
 
 #: Per-larva float parameters, in the order the loop reads them.
 AGENT_PARAMS = (
@@ -76,7 +86,7 @@ class SimSetup:
     """One simulation, ready to be concatenated with others of the same ``signature``."""
 
     signature: tuple                        # simulations of one signature step together (fields below alike)
-    fidelity: str                           # LARVAWORLD or CORRECTED
+    bugs: frozenset[str]                    # of UPSTREAM_BUGS, reproduced
     sensing: bool                           # some larva smells an odor
     feeding: bool                           # some larva has feeding bouts
     n: int
@@ -196,14 +206,16 @@ def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tup
     return x + 1j * y, heading
 
 
-def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
-    """Turn a resolved experiment tree and a seed into a :class:`SimSetup`."""
+def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None = None) -> SimSetup:
+    """Turn a resolved experiment tree and a seed into a :class:`SimSetup`. ``bugs`` (of :data:`UPSTREAM_BUGS`)
+    overrides the tree's ``fidelity``, all of whose bugs or none run, e.g. to measure one deviation alone."""
     dt = _positive("dt", tree["dt"])
     duration = _positive("duration", tree["duration"])
     nsteps = int(round(duration * 60.0 / dt))
     fidelity = tree.get("fidelity", LARVAWORLD)
     if fidelity not in FIDELITIES:
         raise SpecError(f"fidelity = {fidelity!r} is not a model; use {' or '.join(map(repr, FIDELITIES))}")
+    bugs = BUGS[fidelity] if bugs is None else frozenset(bugs)
     if nsteps < 1:
         raise SpecError(f"duration = {duration!r} min is shorter than one step (dt = {dt!r} s)")
     env = tree["env_params"]
@@ -236,7 +248,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     place_rng, phase_rng, warm_rng, stride_rng, chain_rng, pause_rng, feed_rng = streams
     # larvaworld draws one oscillator phase per process, shared by every crawler and feeder (deviation 1); here one
     # per simulation, from its seed.
-    shared_phase = phase_rng.uniform(0.0, TWO_PI) if fidelity == LARVAWORLD else None
+    shared_phase = phase_rng.uniform(0.0, TWO_PI) if "shared_phase" in bugs else None
 
     def phases(n: int) -> np.ndarray:
         return np.full(n, shared_phase) if shared_phase is not None else phase_rng.uniform(0.0, TWO_PI, n)
@@ -287,10 +299,11 @@ def compile_sim(tree: Mapping[str, Any], seed: int) -> SimSetup:
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(params["feed_bouts"].any())
     sensing = bool(params["has_olfactor"].any()) and bool(odor_pos)
-    signature = (fidelity, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
+    signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics)
     return SimSetup(
-        signature=signature, fidelity=fidelity, sensing=sensing, feeding=feeding, n=int(sum(g["n"] for g in groups)), nsteps=nsteps, dt=dt, metrics=metrics,
+        signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g["n"] for g in groups)),
+        nsteps=nsteps, dt=dt, metrics=metrics,
         params=params, pos=cat("pos"), head=cat("head"), crawler_phase=cat("crawler_phase"),
         feeder_phase=cat("feeder_phase"), turner=np.concatenate([g["turner"] for g in groups], axis=1),
         strides=cat_padded("strides"), chains=cat_padded("chains"), pauses=cat_padded("pauses"),

@@ -25,10 +25,9 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from larvastudy.engine.metrics import unit
 from larvastudy.export.par_df import completed, mean_table, pi_table, summary_df
 
-#: Units of the engine's metrics (lengths in mm, speeds in mm/s); unlisted ones are dimensionless.
-UNITS = {"v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "dsp_0_40": "mm", "dsp_0_60": "mm"}
 #: Preference indices, in [-1, 1]: drawn with a diverging colormap centred at 0.
 DIVERGING = ("PI", "PI2")
 #: Resolution figures are saved at, and the most pixels on their long side.
@@ -48,9 +47,8 @@ _FIGSIZE = (6.4, 4.4)
 
 
 def metric_label(metric: str) -> str:
-    """``metric (unit)``, e.g. ``v_mu (mm/s)``; distances to a source are in mm."""
-    unit = UNITS.get(metric) or ("mm" if re.match(r"(final|mean)_dst_to_", metric) else None)
-    return f"{metric} ({unit})" if unit else metric
+    """``metric (unit)``, e.g. ``v_mu (mm/s)``; just ``metric`` where it has no unit (PI)."""
+    return f"{metric} ({unit(metric)})" if unit(metric) else metric
 
 
 def make_figures(par_df: pd.DataFrame, batch: Any) -> tuple[dict[str, Figure], dict[str, str]]:

@@ -16,7 +16,7 @@ import copy
 import math
 from typing import Any
 
-from larvastudy.engine.metrics import BASE_METRICS
+from larvastudy.engine.metrics import BASE_METRICS, BOUT_METRICS, FEED_METRICS
 from larvastudy.engine.setup import LARVAWORLD
 from larvastudy.errors import SpecError
 
@@ -192,7 +192,7 @@ EXPERIMENTS: dict[str, Tree] = {
         "duration": 5.0,
         "env_params": _env("circular", (0.1, 0.1), {}, []),
         "larva_groups": {"explorer": _group("explorer", 30, (0, 0), (0.02, 0.02), (0, 360))},
-        "metrics": list(BASE_METRICS),
+        "metrics": [*BASE_METRICS, *BOUT_METRICS],
     },
     "patchy_food": {
         "dt": 0.1,
@@ -200,7 +200,7 @@ EXPERIMENTS: dict[str, Tree] = {
         "env_params": _env("rectangular", (0.2, 0.2), copy.deepcopy(_PATCHES),
                            [_layer("Odor", 2.0, list(_PATCHES))]),
         "larva_groups": {"forager": _group("forager", 30, (0, 0), (0, 0), (0, 360))},
-        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
+        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS],
     },
     "food_grid": {
         "dt": 0.1,
@@ -208,7 +208,7 @@ EXPERIMENTS: dict[str, Tree] = {
         "env_params": _env("rectangular", (0.02, 0.02), {}, [],
                            food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
         "larva_groups": {"feeder": _group("feeder", 5, (0, 0), (0, 0), (0, 360))},
-        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
+        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS],
     },
 }
 
