@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _program import LARVASTUDY
-from _report import report
-
 from larvastudy.engine import simulate_many
 from larvastudy.execution import run_batch
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import load_batch
+
+from _program import LARVASTUDY
+from _report import report
 
 
 def cli_seconds(jobs: int) -> float:

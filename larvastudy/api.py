@@ -31,7 +31,8 @@ class BatchRun:
     definition equals the shipped Batch of that name, else that name and a hash of the definition
     (``chemotaxis-3f9a2c``, printed; see :func:`larvastudy.study.identity.default_study_name`); ``replace``:
     delete a stored study of that name first and start again; ``outdir``: where ``store()`` writes (``.dir``,
-    default ``storage/<study>/``); ``allow_large``: permit sweeps above 100,000 simulations; ``targets``: metric values to fit (see
+    default ``storage/<study>/``); ``allow_large``: permit sweeps above 100,000 simulations; ``targets``: metric
+    values to fit (see
     :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs (names: see
     :mod:`larvastudy.names`).
     """

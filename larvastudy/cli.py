@@ -25,8 +25,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import (DefinitionChanged, ExportError, InertParameterWarning, LarvastudyError, SpecError,
-                               StorageError)
+from larvastudy.errors import (
+    DefinitionChanged,
+    ExportError,
+    InertParameterWarning,
+    LarvastudyError,
+    SpecError,
+    StorageError,
+)
 from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
@@ -47,16 +53,15 @@ class _Parser(argparse.ArgumentParser):
     arguments on first use,
     so that a command whose options need a heavy module imports it only when that command is run."""
 
-    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
-        super().__init__(*args, allow_abbrev=False, **kwargs)  # larvaworld's -N must not read as -Nsims
+    def __init__(self, *, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        super().__init__(allow_abbrev=False, **kwargs)  # larvaworld's -N must not read as -Nsims
         self._setup = setup
 
-    def parse_known_args(self, args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:  # as argparse's overloads
         if self._setup is not None:
             setup, self._setup = self._setup, None
             setup(self)
-        return super().parse_known_args(args, namespace)
+        return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"larvastudy: error: {message} (see larvastudy {self.prog.split()[-1]} --help)\n"
@@ -292,8 +297,17 @@ def _stop_rules(batch: Batch) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
-                                         event_counts)
+    from larvastudy.study.claims import (
+        EVENTS,
+        FAILED,
+        INTERRUPTED,
+        LOST,
+        PENDING,
+        RUNNING,
+        STALE,
+        claim_counts,
+        event_counts,
+    )
     from larvastudy.study.storage import display_url, open_engine, storage_url
     from larvastudy.study.stored import fits_of, list_studies, named_fits, read_study
     from larvastudy.study.study import FIT_RUN_ATTR, SAMPLER_ATTR, stored_batch
@@ -352,8 +366,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
     out.print(f"{len(listed)} studies in {display_url(url)}", highlight=False)
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows if listed else []:  # a plain table: never wrapped, whatever the terminal's width
-        out.print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), markup=False,
-                  highlight=False)
+        line = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        out.print(line.rstrip(), markup=False, highlight=False)
     return 0
 
 
@@ -461,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="confirm: sweeps of more than 100,000 simulations, --replace without asking")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
         run.add_argument("--grace", type=_grace, default=GRACE,
-                         help=f"seconds before a silent process's simulations or fit trials are rerun (default {GRACE:.0f})")
+                         help=f"seconds before a silent process's simulations or fit trials are rerun "
+                              f"(default {GRACE:.0f})")
         log_every(run)
         fit = run.add_argument_group("fitting (adaptive samplers)")
         fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
@@ -600,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         with stop_on_signals():  # a scheduler's SIGTERM ends any command as Ctrl-C does
-            code = args.func(args)
+            code: int = args.func(args)
             check_stop()
             return code
     except LarvastudyError as error:

@@ -87,7 +87,7 @@ def test_big_heatmaps_are_fixed_size_without_cell_labels_and_with_few_round_tick
         assert all(float(label) == float(f"{float(label):.2g}") for label in xlabels + ylabels)  # rounded
     ax = big["figs"]["v_mu_heatmap"].axes[0]
     assert ax.get_ylabel() == "CS" and "0" in [t.get_text() for t in ax.get_yticklabels()]
-    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
+    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks(), strict=True))
     assert ticks["0"] == pytest.approx(49.5) and ticks["-100"] == 0  # evenly spaced: at their place
 
 

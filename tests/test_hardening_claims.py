@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from conftest import missing
-from seams import exactly_once
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
 from larvastudy.study.claims import ClaimBook
 from larvastudy.study.owner import is_dead, owner_id
+
+from conftest import missing
+from seams import exactly_once
 
 #: A command in a new PID namespace with its own /proc: ``sh`` is its PID 1, larvastudy gets an ordinary PID.
 NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh"]

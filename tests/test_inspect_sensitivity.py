@@ -11,8 +11,7 @@ import pytest
 from larvastudy.errors import SpecError
 from larvastudy.execution import run_batch
 from larvastudy.export import build_par_df
-from larvastudy.inspect.sensitivity import (categorical_axes, comparison_figure, comparisons, importances,
-                                            main_effects)
+from larvastudy.inspect.sensitivity import categorical_axes, comparison_figure, comparisons, importances, main_effects
 from larvastudy.spec.batch import Batch
 from larvastudy.study import load_study, open_storage, storage_url
 

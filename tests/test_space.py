@@ -137,7 +137,7 @@ def test_suggested_points_are_points_of_the_space(sampler):
     space = Space.from_sample({**NESTED, "crawler.freq": {"range": [0.5, 2.0], "log": True},
                                "crawler.stride_dst_mean": {"values": [0.2, 0.3], "zip": "Npoints"}})
     study = optuna.create_study(sampler=sampler)
-    grid_part = {k: v for k, v in NESTED.items()}
+    grid_part = dict(NESTED)
     grid_points = Space.from_sample({**grid_part, "crawler.stride_dst_mean": {"values": [0.2, 0.3],
                                                                              "zip": "Npoints"}}).points()
     for _ in range(30):

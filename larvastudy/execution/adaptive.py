@@ -19,7 +19,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,18 +33,18 @@ from larvastudy.errors import SpecError
 from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
+from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
 from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study
 from larvastudy.study.fitleases import FitLeases
 from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
-from larvastudy.study import optuna_internals as internals
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
-_SAMPLERS = {
+_SAMPLERS: dict[str, Callable[[int, int], BaseSampler]] = {
     "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda seed, n: optuna.samplers.TPESampler(seed=seed, constant_liar=True,
                                                       n_startup_trials=min(10, max(1, n // 4))),
@@ -93,8 +93,8 @@ class FitSummary:
             best = f"; best {shown} at {params}"
         copied = f", {self.copied} copied by the warm start" if self.copied else ""
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials ({self.ran} by this process){copied}{failed}, "
-                f"{self.stopped} ({self.elapsed:.1f} s){best}")
+        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials ({self.ran} by this process)"
+                f"{copied}{failed}, {self.stopped} ({self.elapsed:.1f} s){best}")
 
 
 def _fmt(value: Any) -> str:
@@ -161,7 +161,8 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
         leases = FitLeases(rdb, internals.study_id(study), grace)
         leases.prepare()
-        copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
+        copied = 0 if warm_start is None or source is None else _warm_start(study, batch, rdb, warm_start, source,
+                                                                             multi)
         runs = study.user_attrs.get(FIT_RUN_ATTR, {}).get("runs", 0)
         study.set_user_attr(FIT_RUN_ATTR, {"sampler": sampler, "n_trials": budget, "threshold": threshold,
                                            "rule": stop_rule(batch, budget, threshold, multi), "runs": runs + 1})
@@ -176,7 +177,8 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
                     run.tell(outcomes)
                 if run.stopped():
                     break
-                time.sleep(WAIT)  # the rest of the budget is leased by other processes: wait for them to finish or vanish
+                # the rest of the budget is leased by other processes: wait for them to finish or vanish
+                time.sleep(WAIT)
         except KeyboardInterrupt as stop:
             pool.terminate()
             run.interrupt()
@@ -255,7 +257,8 @@ class _Fit:
         values = None if errors else point_values(self.batch, outcomes, self.multi)
         if errors:
             attrs["error"] = errors[0]
-        if self.leases.finish(internals.trial_id(trial), TrialState.FAIL if errors else TrialState.COMPLETE, values, attrs):
+        state = TrialState.FAIL if errors else TrialState.COMPLETE
+        if self.leases.finish(internals.trial_id(trial), state, values, attrs):
             self._failed += bool(errors)
             self._ran += not errors
         self._complete = self.leases.counts()[0]
@@ -288,13 +291,13 @@ class _Fit:
         """Whether a COMPLETE trial of the study (any process's) reached the threshold."""
         if self.threshold is None:
             return False
-        return any(self._meets_threshold(t.values)
+        return any(self._meets(t.values, self.threshold)
                    for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    def _meets_threshold(self, values: Sequence[float]) -> bool:
+    def _meets(self, values: Sequence[float], threshold: float) -> bool:
         if self.batch.direction == "maximize" and not self.multi:
-            return values[0] >= self.threshold
-        return all(v <= self.threshold for v in values)
+            return values[0] >= threshold
+        return all(v <= threshold for v in values)
 
     def _report(self) -> None:
         if self._progress is not None:
@@ -346,9 +349,7 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
         params = {k: v for k, v in point.items() if k in dists}  # zipped partners are not suggested
         if not set(point) <= set(batch.parameters()) or not all(_inside(dists[k], v) for k, v in params.items()):
             continue  # outside the fit's space
-        outcomes = [Outcome(Task(0, t.params["replicate"], t.user_attrs["seed"]),
-                            {c: t.user_attrs[c] for c in columns if c in t.user_attrs}, t.value, None,
-                            t.datetime_start, t.datetime_complete) for t in replicates]
+        outcomes = [_recorded(t, columns) for t in replicates]
         attrs = {**replicate_attrs(batch, outcomes), "point": point,
                  COPIED_FROM: f"{name}#" + ",".join(str(t.number) for t in replicates)}
         copies.append(optuna.trial.create_trial(
@@ -360,8 +361,20 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
     return len(copies)
 
 
+def _recorded(trial: FrozenTrial, columns: list[str]) -> Outcome:
+    """The outcome a grid study's COMPLETE trial (one simulation) recorded: its metrics among ``columns``."""
+    started, finished = trial.datetime_start, trial.datetime_complete
+    if started is None or finished is None:  # Optuna sets both on every finished trial
+        raise ValueError(f"trial {trial.number} is finished without a start and an end time")
+    return Outcome(Task(0, trial.params["replicate"], trial.user_attrs["seed"]),
+                   {c: trial.user_attrs[c] for c in columns if c in trial.user_attrs}, trial.value, None,
+                   started, finished)
+
+
 def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
     """Whether ``value`` lies in ``dist`` (a grid value in the fit's range or among its choices)."""
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return value in dist.choices
-    return dist.low <= value <= dist.high
+    if isinstance(dist, (optuna.distributions.IntDistribution, optuna.distributions.FloatDistribution)):
+        return bool(dist.low <= value <= dist.high)
+    return False

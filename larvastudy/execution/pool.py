@@ -24,7 +24,7 @@ POLL = 0.5
 #: spawn and forkserver re-import the user's script. Workers never touch the parent's storage
 #: connections and are stopped with SIGKILL, so no inherited SQLAlchemy connection is ever used or
 #: closed in a child. Elsewhere fork is unsafe (macOS) or absent (Windows): spawn.
-START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+START = multiprocessing.get_context("fork") if sys.platform == "linux" else multiprocessing.get_context("spawn")
 
 
 class WorkerPool:
@@ -32,7 +32,7 @@ class WorkerPool:
     (leaving it stops them)."""
 
     def __init__(self, batch: Batch, n: int, simulate: Simulate):
-        ctx = multiprocessing.get_context(START_METHOD)
+        ctx = START
         self._results = ctx.Queue()
         self._inboxes = [ctx.Queue() for _ in range(n)]
         self._procs = [ctx.Process(target=worker_main, daemon=True, name=f"larvastudy-worker-{i}",

@@ -32,16 +32,24 @@ from larvastudy.execution.adaptive import FitSummary, fit_batch
 from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.plan import ClaimSizer, ProgressCallback, all_tasks, chunk_seconds, point_costs
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
 from larvastudy.execution.worker import Simulate
+from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
 from larvastudy.spec.batch import Batch
-from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
-                              setup_lock, storage_url)
-from larvastudy.study.study import stored_batch
+from larvastudy.study import (
+    Outcome,
+    Task,
+    completed,
+    display_url,
+    load_study,
+    open_storage,
+    open_study,
+    setup_lock,
+    storage_url,
+)
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
 from larvastudy.study.delete import replace_study
-from larvastudy.study.study import FIT_RUN_ATTR
-from larvastudy.study import optuna_internals as internals
+from larvastudy.study.study import FIT_RUN_ATTR, stored_batch
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -170,8 +178,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         study = open_study(batch, rdb, name)
         held = stored_batch(study.user_attrs, name, url)  # more replicates than batch if it asks for fewer
         costs = point_costs(held)
-        book = ClaimBook(rdb, internals.study_id(study), held, all_tasks(held), grace=grace, retries=retries, costs=costs,
-                         replicates=batch.Nsims)
+        book = ClaimBook(rdb, internals.study_id(study), held, all_tasks(held), grace=grace, retries=retries,
+                         costs=costs, replicates=batch.Nsims)
         book.prepare(lambda: completed(study), fresh)
     counts = book.counts()
     run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import os
 import queue
@@ -60,7 +61,7 @@ def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outco
         return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
     edges = _shares(started, datetime.now(), [simulation_cost(configs[t.point]) for t in tasks])
     return [_outcome(batch, task, result, start, end)
-            for task, result, start, end in zip(tasks, results, edges, edges[1:])]
+            for task, result, (start, end) in zip(tasks, results, itertools.pairwise(edges), strict=True)]
 
 
 def _shares(started: datetime, finished: datetime, costs: list[float]) -> list[datetime]:

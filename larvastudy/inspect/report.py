@@ -23,8 +23,15 @@ from larvastudy.errors import SpecError
 from larvastudy.export import build_par_df, make_figures, summary_df
 from larvastudy.export.files import write_file
 from larvastudy.export.par_df import completed
-from larvastudy.inspect.sensitivity import (categorical_axes, comparison_figure, comparisons, importance_figure,
-                                            importances, main_effect_figure, main_effects)
+from larvastudy.inspect.sensitivity import (
+    categorical_axes,
+    comparison_figure,
+    comparisons,
+    importance_figure,
+    importances,
+    main_effect_figure,
+    main_effects,
+)
 from larvastudy.inspect.stats import power_table
 
 FIGURE_DPI = 100

@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -247,7 +248,7 @@ class Batch:
         return DISTANCE if self.targets else self.objective_metric()
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """'minimize' or 'maximize': minimise a target distance, ``optimization.minimize`` for a fit_par,
         PI is maximised."""
         if self.targets:
@@ -458,5 +459,5 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
                  targets=targets or {})
 
 
-def _studies():
+def _studies() -> Traversable:
     return files("larvastudy").joinpath("studies")

@@ -170,7 +170,7 @@ def coerce(path: str, old: Any, new: Any) -> Any:
     if isinstance(old, list):
         if not isinstance(new, (list, tuple)) or len(new) != len(old):
             raise SpecError(f"{path} takes a list of {len(old)} values, got {new!r}")
-        return [coerce(f"{path}[{i}]", o, n) for i, (o, n) in enumerate(zip(old, new))]
+        return [coerce(f"{path}[{i}]", o, n) for i, (o, n) in enumerate(zip(old, new, strict=True))]
     if isinstance(old, Mapping):
         if not isinstance(new, Mapping):
             raise SpecError(f"{path} takes a table of values, got {new!r}")

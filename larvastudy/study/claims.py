@@ -39,16 +39,30 @@ from typing import Any
 import numpy as np
 import optuna
 import sqlalchemy
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, and_, case, delete, func, insert,
-                        or_, select, update)
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from larvastudy.errors import ConflictError
 from larvastudy.spec.batch import Batch
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.records import Outcome, Task, TrialFactory, add_trials
-from larvastudy.study import optuna_internals as internals
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 #: Not a stored state: a running claim nothing runs any more (see the module), counted apart by :func:`claim_counts`.
@@ -135,8 +149,9 @@ def stored_nsims(session: Session, study_id: int) -> int:
     models = internals.rdb_models()
 
     attrs = models.StudyUserAttributeModel.__table__.c
-    return json.loads(session.execute(select(attrs.value_json).where(attrs.study_id == study_id,
+    nsims: int = json.loads(session.execute(select(attrs.value_json).where(attrs.study_id == study_id,
                                                                     attrs.key == "batch")).scalar_one())["Nsims"]
+    return nsims
 
 
 def renumber(session: Session, study_id: int, points: int, old: int, new: int, where: str) -> None:

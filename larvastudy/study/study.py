@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -67,7 +67,8 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
     when ``multi``), else checked to hold the same Batch and objectives. Its sampler may change between
     runs (e.g. random search first, then TPE). A new study's name is checked as :func:`open_study`'s."""
     _check_new_name(storage, study_name)
-    directions = ["minimize"] * len(batch.targets) if multi else [batch.direction]
+    directions: list[Literal["minimize", "maximize"]] = (["minimize"] * len(batch.targets) if multi
+                                                         else [batch.direction])
     names = [f"{m}_error" for m in batch.targets] if multi else [batch.objective_name()]
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                 load_if_exists=True)
@@ -88,7 +89,7 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
 
 
 def _adopt(study: optuna.Study, batch: Batch, storage: optuna.storages.RDBStorage, objective_names: list[str],
-           directions: list[str], sampler: str | None = None) -> bool:
+           directions: Sequence[str], sampler: str | None = None) -> bool:
     """Record ``batch`` (and a fit's ``sampler``) on a study larvastudy has not set up yet; False if it had.
     A study made by another program is taken only if it is empty and optimises in ``directions``."""
     if BATCH_ATTR in study.user_attrs:
