@@ -76,3 +76,11 @@ def test_every_type_ignore_names_its_code_and_says_why() -> None:
             if not where.startswith(REASON_PENDING):
                 assert re.search(r"# type: ignore\[[^]]+\] *(#|:|-|--)? *\w", line), (
                     f"{where}:{number}: say why after the ignore (`# type: ignore[code]  # why`)")
+
+
+def test_the_package_ships_no_test_infrastructure() -> None:
+    """Test servers and test libraries live under tests/ (the throwaway PostgreSQL: tests/pgserver.py)."""
+    for path in sorted((ROOT / "larvastudy").rglob("*.py")):
+        text = path.read_text()
+        for mark in ("import pytest", "import hypothesis", "from hypothesis", "initdb", "pg_ctl"):
+            assert mark not in text, f"{path.relative_to(ROOT)}: {mark!r} belongs to tests/"

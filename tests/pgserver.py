@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL server in a temporary folder, for the cluster tests and the benchmark."""
+"""A throwaway PostgreSQL server in a temporary folder: test infrastructure, not part of the package.
+
+Used by the ``postgres`` fixture (tests/conftest.py) and by bench/bench_bookkeeping.py, which loads this
+file by its path."""
 
 from __future__ import annotations
 
