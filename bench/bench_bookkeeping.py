@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from larvastudy.api import run_batch
 from larvastudy.engine import SimResult
-from larvastudy.execution import run_batch
 from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import search_space
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from larvastudy.api import run_batch
 from larvastudy.engine import simulate_many
-from larvastudy.execution import run_batch
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, storage_url
 

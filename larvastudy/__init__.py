@@ -14,7 +14,7 @@ _EXPORTS = {
     "Batch": "larvastudy.spec.batch",
     "load_batch": "larvastudy.spec.batch",
     "list_batches": "larvastudy.spec.batch",
-    "run_batch": "larvastudy.execution",
+    "run_batch": "larvastudy.api",
     "simulate": "larvastudy.engine",
     "simulate_many": "larvastudy.engine",
     "SpecError": "larvastudy.errors",

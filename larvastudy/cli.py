@@ -107,7 +107,8 @@ def _batch(args: argparse.Namespace) -> Batch:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from larvastudy.execution import FitInterrupted, SweepInterrupted, run_batch
+    from larvastudy.api import run_batch
+    from larvastudy.execution import FitInterrupted, SweepInterrupted
     from larvastudy.study.storage import storage_url
 
     batch = _batch(args)
@@ -230,7 +231,8 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from larvastudy.execution import FitInterrupted, SweepInterrupted, join_sweep
+    from larvastudy.api import join_sweep
+    from larvastudy.execution import FitInterrupted, SweepInterrupted
     from larvastudy.study.storage import storage_url
 
     url = storage_url(args.storage)
@@ -297,17 +299,7 @@ def _stop_rules(batch: Batch) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from larvastudy.study.claims import (
-        EVENTS,
-        FAILED,
-        INTERRUPTED,
-        LOST,
-        PENDING,
-        RUNNING,
-        STALE,
-        claim_counts,
-        event_counts,
-    )
+    from larvastudy.study import claims
     from larvastudy.study.storage import display_url, open_engine, storage_url
     from larvastudy.study.stored import fits_of, list_studies, named_fits, read_study
     from larvastudy.study.study import FIT_RUN_ATTR, SAMPLER_ATTR, stored_batch
@@ -337,14 +329,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if fits:
         out.print(f"fits of this Batch: {named_fits(fits)}", highlight=False)
     out.print(by_state)
-    claims, events = claim_counts(engine, stored.study_id), event_counts(engine, stored.study_id)
-    stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
-             "reruns them)") if claims[STALE] else ""
-    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker){stale}, {claims[PENDING]} "
-              f"pending, {claims[FAILED]} given up after their retries", highlight=False)
-    if events[INTERRUPTED] or events[LOST]:
-        out.print(f"claims put back to pending so far: {events[INTERRUPTED]} by stopped runs, {events[LOST]} taken "
-                  f"from lost processes (who and when: table {EVENTS.name})", highlight=False)
+    counts, events = claims.claim_counts(engine, stored.study_id), claims.event_counts(engine, stored.study_id)
+    stale = (f", {counts[claims.STALE]} stale (claimed by processes that died or went silent; the next run or "
+             "worker reruns them)") if counts[claims.STALE] else ""
+    out.print(f"simulations: {counts[claims.RUNNING]} running (claimed by a run or worker){stale}, "
+              f"{counts[claims.PENDING]} pending, {counts[claims.FAILED]} given up after their retries",
+              highlight=False)
+    interrupted, lost = events[claims.INTERRUPTED], events[claims.LOST]
+    if interrupted or lost:
+        out.print(f"claims put back to pending so far: {interrupted} by stopped runs, {lost} taken "
+                  f"from lost processes (who and when: table {claims.EVENTS.name})", highlight=False)
     if done and left and stored.first_start and stored.last_complete:
         span = (stored.last_complete - stored.first_start).total_seconds()
         out.print(f"time left at the pace of the runs so far: about {clock(left * span / done)}")

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larvastudy.execution import run_batch
+from larvastudy.api import run_batch
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import (
     CLAIM_SECONDS,
     SECONDS_PER_AGENT_STEP,
@@ -26,7 +27,6 @@ from larvastudy.execution.plan import (
 from larvastudy.execution.worker import _shares
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,7 +93,7 @@ def test_a_claim_takes_the_lowest_tasks_until_their_cost_reaches_the_budget(tmp_
     taken = book.claim(limit, work)
     per_task = [costs[i // 3] for i in range(12)]
     fits = int(np.searchsorted(np.cumsum(per_task[:limit]), work, side="right"))
-    assert [t.point * 3 + t.replicate for t in taken] == list(range(min(limit, max(1, fits))))
+    assert [t.grid_point * 3 + t.replicate for t in taken] == list(range(min(limit, max(1, fits))))
     rest = book.claim(100)
     assert len(rest) == 12 - len(taken)
 

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
 from larvastudy.errors import ConflictError, SpecError
-from larvastudy.execution import run_batch
 from larvastudy.execution.plan import trial_seed
 from larvastudy.export import build_par_df
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
@@ -119,7 +119,8 @@ def test_grid_study_continues_with_other_samplers(tmp_path):
 
 SCRIPT = """
 import sys
-from larvastudy.execution import SweepInterrupted, run_batch
+from larvastudy.api import run_batch
+from larvastudy.execution import SweepInterrupted
 from larvastudy.spec.batch import batch_from_kwargs
 
 batch = batch_from_kwargs(**{batch!r})

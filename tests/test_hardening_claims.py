@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook
 from larvastudy.study.owner import is_dead, owner_id
 
 from conftest import missing
@@ -145,7 +145,7 @@ def test_a_process_never_takes_back_its_own_expired_claims(tmp_path):
     first = book.claim(4)
     time.sleep(0.1)  # its lease expired, but its workers still run them
     again = book.claim(100)
-    assert {(t.point, t.replicate) for t in first}.isdisjoint((t.point, t.replicate) for t in again)
+    assert {(t.grid_point, t.replicate) for t in first}.isdisjoint((t.grid_point, t.replicate) for t in again)
     assert len(first) + len(again) == batch.grid_size and book.claim(100) == []
     assert events(tmp_path / "s.db", "lost") == []
 

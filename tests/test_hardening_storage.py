@@ -13,7 +13,7 @@ import pytest
 from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
-from larvastudy.execution import run_batch
+from larvastudy.api import run_batch
 from larvastudy.export import export_study
 from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, search_space, storage_url

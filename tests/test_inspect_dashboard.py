@@ -19,8 +19,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from larvastudy.api import run_batch
 from larvastudy.cli import main
-from larvastudy.execution import run_batch
 from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import storage_url
 

@@ -8,8 +8,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from larvastudy.api import run_batch
 from larvastudy.errors import SpecError
-from larvastudy.execution import run_batch
 from larvastudy.export import build_par_df
 from larvastudy.inspect.sensitivity import categorical_axes, comparison_figure, comparisons, importances, main_effects
 from larvastudy.spec.batch import Batch

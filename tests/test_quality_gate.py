@@ -4,6 +4,7 @@ pyproject.toml keeps mypy strict on the whole package and every ruff rule family
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -84,3 +85,32 @@ def test_the_package_ships_no_test_infrastructure() -> None:
         text = path.read_text()
         for mark in ("import pytest", "import hypothesis", "from hypothesis", "initdb", "pg_ctl"):
             assert mark not in text, f"{path.relative_to(ROOT)}: {mark!r} belongs to tests/"
+
+
+def _imported_packages(package: str) -> dict[str, set[str]]:
+    """The other larvastudy packages and top-level modules each module of ``package`` imports, by module path."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "larvastudy" / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = ([f"{node.module}.{alias.name}" for alias in node.names] if node.module == "larvastudy"
+                           else [node.module])
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            names |= {m.split(".")[1] for m in modules if m.startswith("larvastudy.")}
+        found[path.relative_to(ROOT).as_posix()] = names - {package}
+    return found
+
+
+def test_packages_import_only_what_docs_architecture_allows() -> None:
+    """The table of docs/architecture.md ("imports from larvastudy") is the rule, so it and the code agree."""
+    rows = re.findall(r"^\| `(\w+)/` \|.*\| (.*) \|$", (ROOT / "docs" / "architecture.md").read_text(), re.M)
+    assert len(rows) >= 6, "the package table of docs/architecture.md"
+    for package, allowed_text in rows:
+        allowed = {name.split(".")[0] for name in re.findall(r"`([\w.]+)`", allowed_text)}
+        for module, imported in _imported_packages(package).items():
+            assert imported <= allowed, (f"{module} imports {sorted(imported - allowed)}; docs/architecture.md "
+                                         f"allows {package}/ {sorted(allowed)}")

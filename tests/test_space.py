@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
 from larvastudy.errors import SpecError
-from larvastudy.execution import run_batch
 from larvastudy.export import export_study
 from larvastudy.inspect.report import write_report
 from larvastudy.inspect.sensitivity import importances

@@ -17,13 +17,11 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
+from larvastudy.api import run_batch
 from larvastudy.errors import ConflictError, SpecError, StorageError
-from larvastudy.execution import run_batch
+from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
 from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import (
-    Outcome,
-    Task,
-    TrialFactory,
     add_trials,
     grid_ids,
     grid_sampler,
@@ -61,11 +59,11 @@ def test_grid_ids_are_gridsamplers(axes, sizes, nsims, seed):
             assert by_id[ids[i, r]] == {**point, REPLICATE: r}
 
 
-def outcome(point: int, replicate: int, error: str | None = None) -> Outcome:
+def outcome(point: int, replicate: int, error: str | None = None) -> Outcome[SweepTask]:
     start = datetime.datetime(2025, 1, 2, 3, 4, 5)
     metrics = {"PI": 0.25 * point, "PI_std": 0.5, "v_mu": float("nan")}
-    return Outcome(Task(point, replicate, 1000 + point), metrics, None if error else 0.25 * point, error,
-                   start, start + datetime.timedelta(seconds=2))
+    task = SweepTask(grid_point=point, replicate=replicate, seed=1000 + point)
+    return Outcome(task, metrics, None if error else 0.25 * point, error, start, start + datetime.timedelta(seconds=2))
 
 
 def test_bulk_writer_reads_back_like_add_trial(tmp_path):

@@ -33,11 +33,12 @@ from larvastudy.errors import SpecError
 from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
+from larvastudy.execution.tasks import FitTask, Outcome, Task
 from larvastudy.execution.worker import Simulate
 from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
-from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.study import add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study
 from larvastudy.study.fitleases import FitLeases
@@ -170,7 +171,7 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     run = _Fit(study, leases, batch, sampler, budget, threshold, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
-    with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals(), Heartbeat(leases.renew, grace / 4):
+    with WorkerPool[FitTask](batch, n_workers, simulate) as pool, stop_on_signals(), Heartbeat(leases.renew, grace / 4):
         try:
             while pool.alive:
                 for outcomes in pool.run(run.ask):
@@ -219,7 +220,7 @@ class _Fit:
         own trials failed as the budget."""
         return self._complete >= self.budget or self._failed >= self.budget or self._reached()
 
-    def ask(self) -> list[Task]:
+    def ask(self) -> list[FitTask]:
         """The next point's replicate simulations, or none while the budget is spent or leased."""
         if self._failed >= self.budget or self._reached():
             return []
@@ -234,7 +235,7 @@ class _Fit:
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
             first = self.batch.Nsims * self._earlier(trial.number, trial.params)
-        return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point)
+        return [FitTask(trial_number=trial.number, replicate=r, seed=trial_seed(self.batch, point, r), params=point)
                 for r in range(first, first + self.batch.Nsims)]
 
     def _earlier(self, number: int, params: dict[str, Any]) -> int:
@@ -243,15 +244,15 @@ class _Fit:
         (two processes suggesting one new point at the same moment can still share them)."""
         return sum(t.number < number and t.params == params for t in self.study.get_trials(deepcopy=False))
 
-    def tell(self, outcomes: Sequence[Outcome]) -> None:
+    def tell(self, outcomes: Sequence[Outcome[FitTask]]) -> None:
         """Store one point's replicates and its objective (FAIL with the first error if any failed), if this
         process still holds the trial (else another process is running that point again)."""
         with uninterrupted():
             self._tell(outcomes)
         self._report()
 
-    def _tell(self, outcomes: Sequence[Outcome]) -> None:
-        trial = self._running.pop(outcomes[0].task.point)
+    def _tell(self, outcomes: Sequence[Outcome[FitTask]]) -> None:
+        trial = self._running.pop(outcomes[0].task.trial_number)
         errors = [o.error for o in outcomes if o.error is not None]
         attrs = {**replicate_attrs(self.batch, outcomes), "point": dict(outcomes[0].task.params)}
         values = None if errors else point_values(self.batch, outcomes, self.multi)
@@ -304,7 +305,7 @@ class _Fit:
             self._progress(self._complete, self._failed, self.budget, time.monotonic() - self._start)
 
 
-def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list[float]:
+def point_values(batch: Batch, outcomes: Sequence[Outcome[Any]], multi: bool) -> list[float]:
     """A point's objective value(s) from its replicates: the mean of their objectives, or the distance of
     their mean metrics to the targets (one error per target when ``multi``)."""
     if not batch.targets:
@@ -313,7 +314,7 @@ def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list
     return target_errors(batch.targets, means) if multi else [distance(batch.targets, means)]
 
 
-def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome[Any]]) -> dict[str, Any]:
     """A point trial's user attributes: each metric's mean over replicates (and of ``<metric>_std``), and
     every replicate's seed, objective and metrics under ``replicates``."""
     ok = [o for o in outcomes if o.error is None]
@@ -361,12 +362,12 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
     return len(copies)
 
 
-def _recorded(trial: FrozenTrial, columns: list[str]) -> Outcome:
+def _recorded(trial: FrozenTrial, columns: list[str]) -> Outcome[Task]:
     """The outcome a grid study's COMPLETE trial (one simulation) recorded: its metrics among ``columns``."""
     started, finished = trial.datetime_start, trial.datetime_complete
     if started is None or finished is None:  # Optuna sets both on every finished trial
         raise ValueError(f"trial {trial.number} is finished without a start and an end time")
-    return Outcome(Task(0, trial.params["replicate"], trial.user_attrs["seed"]),
+    return Outcome(Task(replicate=trial.params["replicate"], seed=trial.user_attrs["seed"]),
                    {c: trial.user_attrs[c] for c in columns if c in trial.user_attrs}, trial.value, None,
                    started, finished)
 

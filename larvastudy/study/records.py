@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -17,9 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session
 
-from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study import optuna_internals as internals
-from larvastudy.study.grid import GRID_ID, distributions, grid_ids
 
 if TYPE_CHECKING:  # pandas is imported where it is used: workers import this module and never need it
     import pandas as pd
@@ -28,67 +25,6 @@ if TYPE_CHECKING:  # pandas is imported where it is used: workers import this mo
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 #: :func:`trials_table`'s columns before the params and user attributes.
 _TRIAL_COLUMNS = ("number", "state", "datetime_start", "datetime_complete", "value")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One try of one simulation: its point's index (into ``Batch.points()`` for grid sweeps, the trial
-    number for adaptive ones), replicate, seed, which try of that simulation it is (1 for the first),
-    and the point's parameter values (so a worker needs nothing else to run it)."""
-
-    point: int
-    replicate: int
-    seed: int
-    attempt: int = 1
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one simulation gave: metric means and stds, the objective value, or an error."""
-
-    task: Task
-    metrics: dict[str, float]
-    value: float | None
-    error: str | None
-    started: datetime
-    finished: datetime
-
-
-class TrialFactory:
-    """Turns outcomes of one Batch into FrozenTrials in the layout the exporter reads.
-
-    COMPLETE trials of a Cartesian grid carry GridSampler's ``grid_id`` system attribute, and nothing
-    whose size grows with the grid: the search space is stored once on the study
-    (:data:`~larvastudy.study.grid.SPACE_ATTR`). FAIL trials carry no ``grid_id``, so that GridSampler,
-    unlike with its own failed trials (optuna#4721), still sees their grid point as unvisited. The
-    ``tries`` user attribute numbers the tries of a simulation.
-    """
-
-    def __init__(self, batch: Batch):
-        self._points = batch.points()
-        self._dists = distributions(batch)
-        self._grid_ids = grid_ids(batch) if batch.space.is_product else None
-
-    def trial(self, outcome: Outcome) -> FrozenTrial:
-        task = outcome.task
-        user_attrs: dict[str, Any] = {**outcome.metrics, "seed": task.seed, "grid_point": task.point,
-                                      "tries": task.attempt}
-        system_attrs = {}
-        if outcome.error is None:
-            state = TrialState.COMPLETE
-            if self._grid_ids is not None:
-                system_attrs = {GRID_ID: int(self._grid_ids[task.point, task.replicate])}
-        else:
-            state = TrialState.FAIL
-            user_attrs["error"] = outcome.error
-        params = {**self._points[task.point], REPLICATE: task.replicate}
-        return FrozenTrial(
-            number=-1, trial_id=-1, state=state, value=outcome.value if outcome.error is None else None,
-            values=None, datetime_start=outcome.started, datetime_complete=outcome.finished,
-            params=params, distributions={name: self._dists[name] for name in params},
-            user_attrs=user_attrs, system_attrs=system_attrs, intermediate_values={},
-        )
 
 
 def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -> None:
