@@ -108,7 +108,7 @@ def _batch(args: argparse.Namespace) -> Batch:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from larvastudy.api import run_batch
-    from larvastudy.execution import FitInterrupted, SweepInterrupted
+    from larvastudy.execution import RunInterrupted
     from larvastudy.study.storage import storage_url
 
     batch = _batch(args)
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
                             n_trials=args.n_trials, warm_start=warm_start, threshold=args.threshold,
                             replace=args.replace)
-    except (SweepInterrupted, FitInterrupted) as stop:
+    except RunInterrupted as stop:
         progress.close()
         err.print(f"{stop.stored}; resume with: larvastudy {shlex.join(args.argv)}", markup=False, highlight=False)
         return 128 + stop.signum
@@ -232,7 +232,7 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from larvastudy.api import join_sweep
-    from larvastudy.execution import FitInterrupted, SweepInterrupted
+    from larvastudy.execution import RunInterrupted
     from larvastudy.study.storage import storage_url
 
     url = storage_url(args.storage)
@@ -240,7 +240,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
-    except (SweepInterrupted, FitInterrupted) as stop:
+    except RunInterrupted as stop:
         progress.close()
         err.print(str(stop), markup=False, highlight=False)
         return 128 + stop.signum

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from larvastudy.errors import SpecError
 from larvastudy.execution.heartbeat import Heartbeat
+from larvastudy.execution.interrupted import RunInterrupted
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.tasks import FitTask, Outcome, Task
@@ -38,6 +39,7 @@ from larvastudy.execution.worker import Simulate
 from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.spec.batch import Batch
 from larvastudy.spec.objective import distance, target_errors
+from larvastudy.spec.space import is_int, is_number
 from larvastudy.study import add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study
@@ -115,7 +117,7 @@ def trial_budget(batch: Batch, sampler: str, n_trials: int | None) -> int:
     if budget is None:
         raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
                         "or max_Nsims in [optimization]")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    if not is_int(budget) or budget < 1:
         raise SpecError(f"n_trials must be a whole number >= 1, got {budget!r}")
     return budget
 
@@ -124,7 +126,7 @@ def check_threshold(threshold: object) -> float | None:
     """``threshold`` if it is None or a finite number, else a SpecError."""
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+    if not is_number(threshold) or not math.isfinite(threshold):
         raise SpecError(f"threshold must be a finite number, got {threshold!r}")
     return float(threshold)
 
@@ -187,17 +189,12 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     return run.summary()
 
 
-class FitInterrupted(KeyboardInterrupt):
+class FitInterrupted(RunInterrupted):
     """Ctrl-C, SIGTERM or SIGHUP stopped the fit; finished trials are stored, those in flight are given back
     (WAITING, run first next time), and running it again continues it."""
 
-    def __init__(self, summary: FitSummary, signum: int):
-        #: What is stored, without the advice to rerun.
-        self.stored = (f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
-                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it "
-                       "had started are given back)")
-        super().__init__(f"{self.stored}; run the same fit again to continue")
-        self.summary, self.signum = summary, signum
+    released_as = "are given back"
+    again = "run the same fit again to continue"
 
 
 class _Fit:

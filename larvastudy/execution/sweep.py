@@ -30,12 +30,14 @@ from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.heartbeat import Heartbeat
+from larvastudy.execution.interrupted import RunInterrupted
 from larvastudy.execution.plan import ClaimSizer, ProgressCallback, all_tasks, chunk_seconds, point_costs
 from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.tasks import Outcome, SweepTask
 from larvastudy.execution.worker import Simulate
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
 from larvastudy.spec.batch import Batch
+from larvastudy.spec.space import is_int, is_number
 from larvastudy.study import (
     completed,
     display_url,
@@ -90,17 +92,12 @@ class SweepSummary:
         return f"{where}: {self.complete}/{self.total} simulations complete{failed} ({self.elapsed:.1f} s)"
 
 
-class SweepInterrupted(KeyboardInterrupt):
+class SweepInterrupted(RunInterrupted):
     """Ctrl-C, SIGTERM or SIGHUP (``signum``) stopped the sweep; finished simulations are stored, the rest are
     pending, and running the sweep again resumes it."""
 
-    def __init__(self, summary: SweepSummary, signum: int):
-        #: What is stored and what is pending again, without the advice to rerun.
-        self.stored = (f"interrupted: {summary.complete}/{summary.total} simulations of study {summary.study_name!r} "
-                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it had "
-                       "started are pending again)")
-        super().__init__(f"{self.stored}; run the same sweep again to resume")
-        self.summary, self.signum = summary, signum
+    released_as = "are pending again"
+    again = "run the same sweep again to resume"
 
 
 def worker_count(n_jobs: int) -> int:
@@ -114,14 +111,14 @@ def worker_count(n_jobs: int) -> int:
 
 def check_grace(grace: object) -> float:
     """``grace`` if it is a number of seconds from :data:`MIN_GRACE` to :data:`MAX_GRACE`, else a SpecError."""
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not MIN_GRACE <= grace <= MAX_GRACE:
+    if not is_number(grace) or not MIN_GRACE <= grace <= MAX_GRACE:
         raise SpecError(f"grace must be a number of seconds from {MIN_GRACE:g} to {MAX_GRACE:g} (leases are renewed "
                         f"every grace/4 s), got {grace!r}")
     return float(grace)
 
 
 def _positive_int(value: object, minimum: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return is_int(value) and value >= minimum
 
 
 def sweep_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,

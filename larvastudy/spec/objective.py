@@ -18,6 +18,7 @@ import numpy as np
 
 from larvastudy.engine import canonical
 from larvastudy.errors import SpecError
+from larvastudy.spec.space import is_number
 
 #: The objective's name when targets are set (single objective).
 DISTANCE = "target_distance"
@@ -82,4 +83,4 @@ def target_errors(targets: Mapping[str, Target], metrics: Mapping[str, float]) -
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)

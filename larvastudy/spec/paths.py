@@ -21,6 +21,7 @@ from typing import Any
 
 from larvastudy.errors import SpecError
 from larvastudy.spec.presets import Tree, model_tree
+from larvastudy.spec.space import is_number
 
 #: Names accepted for larvaworld compatibility, mapped to this tree's names.
 ALIASES = {"Npoints": "distribution.N"}
@@ -141,10 +142,6 @@ def _suggest(tree: Tree, name: str) -> str:
     return f"; did you mean: {', '.join(close)}?" if close else ""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def coerce(path: str, old: Any, new: Any) -> Any:
     """``new`` converted to the type of ``old`` at ``path``, or a :class:`SpecError`."""
     if path.endswith("model") and isinstance(old, Mapping) and "name" in old:
@@ -155,8 +152,8 @@ def coerce(path: str, old: Any, new: Any) -> Any:
         if isinstance(new, bool):
             return new
         raise SpecError(f"{path} takes true or false, got {new!r}")
-    if _is_number(old):
-        if not _is_number(new):
+    if is_number(old):
+        if not is_number(new):
             raise SpecError(f"{path} takes a number, got {new!r}")
         if isinstance(old, int):
             if float(new) != int(new):

@@ -408,7 +408,7 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
 
 
 def _same_number(value: Scalar, key: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return False
     try:
         return float(key) == value

@@ -32,7 +32,8 @@ else:
 
 #: Environment variable naming the storage URL (any Optuna RDB URL, or a path to a SQLite file).
 ENV_VAR = "LARVASTUDY_STORAGE"
-#: Seconds a SQLite connection waits for a lock (e.g. held by a dashboard reader) before failing.
+#: Seconds a SQLite connection waits for a lock (held by a dashboard reader, a running sweep, an export) before
+#: failing: the storage's connections and the export's table writes alike.
 BUSY_TIMEOUT = 60.0
 #: Seconds PostgreSQL lets a session sit idle inside a transaction before ending it (see open_storage).
 IDLE_TRANSACTION_LIMIT = 5.0
