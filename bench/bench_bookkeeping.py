@@ -24,8 +24,8 @@ import numpy as np
 import optuna
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import Batch, batch_from_kwargs
 from larvastudy.engine import SimResult
-from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import search_space
 
 #: The throwaway PostgreSQL server of the tests (tests/pgserver.py: test infrastructure, not in the package).

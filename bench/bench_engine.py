@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from larvastudy.definition.paths import apply_overrides
+from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import experiment_tree
 
 from _report import report
 

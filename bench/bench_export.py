@@ -21,8 +21,8 @@ import numpy as np
 import optuna
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import Batch, batch_from_kwargs
 from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
-from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import add_trials, load_study, open_storage, open_study
 
 from _report import report

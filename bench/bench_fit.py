@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.engine import simulate_many
-from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, storage_url
 
 from _report import report

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import load_batch
 from larvastudy.engine import simulate_many
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import load_batch
 
 from _program import LARVASTUDY
 from _report import report

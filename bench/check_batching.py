@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from larvastudy.spec.batch import list_batches, load_batch
+from larvastudy.definition.batch import list_batches, load_batch
 
 from _report import report
 

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from larvastudy.definition.batch import Batch, batch_from_kwargs
 from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
 from larvastudy.execution import (
@@ -27,7 +28,6 @@ from larvastudy.execution import (
 )
 from larvastudy.execution.worker import Simulate
 from larvastudy.names import check_name
-from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import default_outdir, load_study, open_storage, storage_url
 from larvastudy.study.identity import default_study_name
 from larvastudy.study.study import FIT_RUN_ATTR
@@ -96,7 +96,7 @@ class BatchRun:
     delete a stored study of that name first and start again; ``outdir``: where ``store()`` writes (``.dir``,
     default ``storage/<study>/``); ``allow_large``: permit sweeps above 100,000 simulations; ``targets``: metric
     values to fit (see
-    :mod:`larvastudy.spec.objective`). Everything is validated here, before anything runs (names: see
+    :mod:`larvastudy.definition.objective`). Everything is validated here, before anything runs (names: see
     :mod:`larvastudy.names`).
     """
 

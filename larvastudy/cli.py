@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
+from larvastudy.definition import paths
+from larvastudy.definition.batch import Batch, list_batches, load_batch
 from larvastudy.errors import (
     DefinitionChanged,
     ExportError,
@@ -36,8 +38,6 @@ from larvastudy.errors import (
 from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
-from larvastudy.spec import paths
-from larvastudy.spec.batch import Batch, list_batches, load_batch
 
 if TYPE_CHECKING:
     import optuna

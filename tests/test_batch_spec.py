@@ -8,10 +8,17 @@ import math
 import numpy as np
 import pytest
 
+from larvastudy.definition.batch import (
+    MAX_SIMULATIONS,
+    Batch,
+    Optimization,
+    batch_from_kwargs,
+    list_batches,
+    load_batch,
+)
+from larvastudy.definition.space import grid_values
 from larvastudy.engine import simulate
 from larvastudy.errors import InertParameterWarning, SpecError
-from larvastudy.spec.batch import MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs, list_batches, load_batch
-from larvastudy.spec.space import grid_values
 
 FAST = {"duration": 0.05}
 

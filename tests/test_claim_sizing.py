@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import (
     CLAIM_SECONDS,
@@ -25,7 +26,6 @@ from larvastudy.execution.plan import (
     simulation_cost,
 )
 from larvastudy.execution.worker import _shares
-from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, open_study, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -18,10 +18,10 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
 from larvastudy.execution.tasks import Outcome
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import load_study, open_storage, open_study, storage_url
 from larvastudy.study.claims import CLAIMS, DONE, EVENTS, LOST, RUNNING
 
@@ -145,7 +145,7 @@ SQLITE_RUN = """
 import sys
 from larvastudy.api import run_batch
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.definition.batch import batch_from_kwargs
 print(run_batch(batch_from_kwargs(**{sweep!r}), storage=sys.argv[1], chunk_size=4).ran)
 """
 

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from larvastudy.definition.paths import apply_overrides
+from larvastudy.definition.presets import MODELS, experiment_tree
 from larvastudy.engine import simulate, simulate_many
 from larvastudy.engine.bouts import discrete_pmf, mean_of
 from larvastudy.engine.setup import compile_sim
 from larvastudy.engine.turner import NeuralTurner
 from larvastudy.errors import SpecError
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import MODELS, experiment_tree
 
 SEEDS = range(6)
 
@@ -102,8 +102,9 @@ def test_feeding_depends_on_eeb():
 
 def test_same_config_and_seed_is_bit_identical_in_another_process():
     here = simulate(tree("PItest_off", duration=0.5), 42).summary()
-    code = ("import json; from larvastudy.engine import simulate; from larvastudy.spec.presets import experiment_tree;"
-            "from larvastudy.spec.paths import apply_overrides;"
+    code = ("import json; from larvastudy.engine import simulate;"
+            "from larvastudy.definition.presets import experiment_tree;"
+            "from larvastudy.definition.paths import apply_overrides;"
             "print(json.dumps(simulate(apply_overrides(experiment_tree('PItest_off'), {'duration': 0.5}), 42)"
             ".summary()))")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

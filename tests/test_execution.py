@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.errors import ConflictError, SpecError
 from larvastudy.execution.plan import trial_seed
 from larvastudy.export import build_par_df
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -121,7 +121,7 @@ SCRIPT = """
 import sys
 from larvastudy.api import run_batch
 from larvastudy.execution import SweepInterrupted
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.definition.batch import batch_from_kwargs
 
 batch = batch_from_kwargs(**{batch!r})
 try:

@@ -19,9 +19,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from scipy import stats
 
+from larvastudy.definition.batch import Batch
 from larvastudy.export import build_par_df, export_study, make_figures, summary_df
 from larvastudy.export.par_df import pi_table
-from larvastudy.spec.batch import Batch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

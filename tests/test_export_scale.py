@@ -17,12 +17,12 @@ from matplotlib.image import imread
 from sqlalchemy.orm import Session
 
 from larvastudy import cli
+from larvastudy.definition.batch import Batch, batch_from_kwargs, load_batch
 from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
 from larvastudy.export import export_study, make_figures
 from larvastudy.export.figures import MAX_CELL_LABELS, MAX_PIXELS, MAX_TICKS
 from larvastudy.export.par_df import build_par_df
 from larvastudy.inspect.report import build_report
-from larvastudy.spec.batch import Batch, batch_from_kwargs, load_batch
 from larvastudy.study import add_trials, open_storage, open_study, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import open_storage, open_study, storage_url
 from larvastudy.study.owner import is_dead, owner_id
 

@@ -24,10 +24,10 @@ import pytest
 from matplotlib.image import imread
 
 from larvastudy.api import BatchRun
+from larvastudy.definition.batch import Batch
 from larvastudy.errors import SpecError
 from larvastudy.export.tables import write_tables
 from larvastudy.names import MAX_LENGTH, folder_name, is_valid, study_folder
-from larvastudy.spec.batch import Batch
 
 from conftest import missing
 

@@ -14,8 +14,8 @@ from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, Batch, batch_from_kwargs
 from larvastudy.export import export_study
-from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, search_space, storage_url
 from larvastudy.study.grid import SPACE_ATTR, BatchGridSampler
 

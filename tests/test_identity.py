@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy
 
 from larvastudy.api import BatchRun, run_batch
+from larvastudy.definition.batch import batch_from_kwargs, load_batch
 from larvastudy.errors import ConflictError, DefinitionChanged
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs, load_batch
 from larvastudy.study import delete_study, open_storage, open_study, storage_url
 from larvastudy.study.identity import differences
 from larvastudy.study.storage import setup_lock

@@ -21,7 +21,7 @@ import pytest
 
 from larvastudy.api import run_batch
 from larvastudy.cli import main
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.study import storage_url
 
 from conftest import missing

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from larvastudy.definition.batch import Batch
 from larvastudy.errors import SpecError
 from larvastudy.export import summary_df
 from larvastudy.inspect.stats import (
@@ -17,7 +18,6 @@ from larvastudy.inspect.stats import (
     power_table,
     t_test_power,
 )
-from larvastudy.spec.batch import Batch
 
 DISH = Batch(name="dish", experiment="dish", Nsims=3, metrics=("v_mu", "cum_dst"), sample={"Npoints": [5, 10]})
 T_975_2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, Batch, batch_from_kwargs, load_batch
 from larvastudy.errors import ConflictError
 from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks, trial_seed
 from larvastudy.execution.tasks import Outcome
 from larvastudy.export import export_study
-from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs, load_batch
 from larvastudy.study import grid_ids, grid_sampler, load_study, open_storage, open_study, storage_url
 from larvastudy.study.claims import Renumbered
 

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import Batch, batch_from_kwargs, load_batch
+from larvastudy.definition.space import Space
 from larvastudy.errors import SpecError
 from larvastudy.export import export_study
 from larvastudy.inspect.report import write_report
 from larvastudy.inspect.sensitivity import importances
-from larvastudy.spec.batch import Batch, batch_from_kwargs, load_batch
-from larvastudy.spec.space import Space
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

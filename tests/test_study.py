@@ -18,9 +18,9 @@ from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
 from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.errors import ConflictError, SpecError, StorageError
 from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import (
     add_trials,
     grid_ids,

@@ -29,6 +29,9 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import Batch
+from larvastudy.definition.objective import distance, target_errors
+from larvastudy.definition.space import is_int, is_number
 from larvastudy.errors import SpecError
 from larvastudy.execution.heartbeat import Heartbeat
 from larvastudy.execution.interrupted import RunInterrupted
@@ -37,9 +40,6 @@ from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.tasks import FitTask, Outcome, Task
 from larvastudy.execution.worker import Simulate
 from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
-from larvastudy.spec.batch import Batch
-from larvastudy.spec.objective import distance, target_errors
-from larvastudy.spec.space import is_int, is_number
 from larvastudy.study import add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study

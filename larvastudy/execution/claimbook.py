@@ -16,8 +16,8 @@ import optuna
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import Batch
 from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
-from larvastudy.spec.batch import Batch
 from larvastudy.study.claims import (
     CLAIMS,
     DONE,

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition import paths
+from larvastudy.definition.batch import Batch
 from larvastudy.execution.tasks import Outcome, SweepTask
-from larvastudy.spec import paths
-from larvastudy.spec.batch import Batch
 
 #: ``progress(done, failed, total, elapsed)``: simulations (grid sweeps) or trials (fits) complete,
 #: earlier runs included; failed in this run; in the sweep or trial budget; seconds since the run started.

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic
 
+from larvastudy.definition.batch import Batch
 from larvastudy.execution.tasks import Outcome, TaskT
 from larvastudy.execution.worker import Simulate, worker_main
-from larvastudy.spec.batch import Batch
 
 #: Seconds to wait for a result before checking whether a worker died.
 POLL = 0.5

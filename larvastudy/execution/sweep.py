@@ -26,6 +26,8 @@ from typing import ClassVar
 import numpy as np
 from optuna.storages import RDBStorage
 
+from larvastudy.definition.batch import Batch
+from larvastudy.definition.space import is_int, is_number
 from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
 from larvastudy.execution.claimbook import ClaimBook
@@ -36,8 +38,6 @@ from larvastudy.execution.pool import WorkerPool
 from larvastudy.execution.tasks import Outcome, SweepTask
 from larvastudy.execution.worker import Simulate
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
-from larvastudy.spec.batch import Batch
-from larvastudy.spec.space import is_int, is_number
 from larvastudy.study import (
     completed,
     display_url,

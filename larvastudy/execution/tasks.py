@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from optuna.trial import FrozenTrial, TrialState
 
-from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.definition.batch import REPLICATE, Batch
 from larvastudy.study.grid import GRID_ID, distributions, grid_ids
 
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition.batch import Batch, Optimization
+from larvastudy.definition.objective import distance
 from larvastudy.engine import SimResult
 from larvastudy.execution.plan import simulation_cost
 from larvastudy.execution.tasks import Outcome, Task, TaskT
 from larvastudy.signals import STOP_SIGNALS
-from larvastudy.spec.batch import Batch, Optimization
-from larvastudy.spec.objective import distance
 
 #: The engine seam: ``simulate(jobs)`` runs ``(config, seed)`` jobs and returns their results in order.
 #: The default is :func:`larvastudy.engine.simulate_many`; benchmarks pass a no-op. It must be picklable

@@ -32,8 +32,8 @@ from optuna.distributions import IntDistribution, distribution_to_json
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import REPLICATE, Batch
 from larvastudy.errors import StorageError
-from larvastudy.spec.batch import REPLICATE, Batch
 from larvastudy.study import optuna_internals as internals
 from larvastudy.study.claims import renumber
 from larvastudy.study.grid import GRID_ID, SEARCH_SPACE, SPACE_ATTR, grid_ids, same_space, search_space

@@ -181,7 +181,7 @@ def missing_study(engine: sqlalchemy.Engine, name: str) -> SpecError:
 
 
 def _grid_size(batch: dict[str, Any]) -> int | str:
-    from larvastudy.spec.batch import Batch
+    from larvastudy.definition.batch import Batch
 
     try:
         return Batch.from_dict(batch, check=False).grid_size

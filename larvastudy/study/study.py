@@ -10,10 +10,10 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import TrialState
 
+from larvastudy.definition.batch import REPLICATE, Batch
+from larvastudy.definition.space import round_value
 from larvastudy.errors import ConflictError, DefinitionChanged, SpecError
 from larvastudy.names import check_name
-from larvastudy.spec.batch import REPLICATE, Batch
-from larvastudy.spec.space import round_value
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.identity import differences
 from larvastudy.study.replicates import extend
@@ -163,7 +163,7 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
 
 
 def _comparable(value: Any) -> Any:
-    """``value`` with its floats to :data:`~larvastudy.spec.space.DIGITS` significant digits: a study made
+    """``value`` with its floats to :data:`~larvastudy.definition.space.DIGITS` significant digits: a study made
     before range values were rounded holds ``33.33333333333334`` where a Batch now has ``33.3333333333``,
     and is the same sweep (it keeps running on its stored values, see :func:`open_study`)."""
     if isinstance(value, float):

@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from larvastudy.definition.presets import Tree, model_tree
+from larvastudy.definition.space import is_number
 from larvastudy.errors import SpecError
-from larvastudy.spec.presets import Tree, model_tree
-from larvastudy.spec.space import is_number
 
 #: Names accepted for larvaworld compatibility, mapped to this tree's names.
 ALIASES = {"Npoints": "distribution.N"}

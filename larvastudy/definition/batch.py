@@ -5,7 +5,7 @@ touched: every problem is a :class:`~larvastudy.errors.SpecError` with one line 
 Batches come from TOML files (:func:`load_batch`, the shipped ones in ``larvastudy/studies/``) or
 from keyword arguments as larvaworld's ``BatchRun`` takes them (:func:`batch_from_kwargs`).
 
-Axes (``sample``) are described in :mod:`larvastudy.spec.space`: grid axes (a list of values,
+Axes (``sample``) are described in :mod:`larvastudy.definition.space`: grid axes (a list of values,
 ``{values = [...]}``, ``{range = [lo, hi], Ngrid = n}`` or larvaworld's ``[[lo, hi], n]``), continuous
 ranges for adaptive samplers, zipped and nested axes. Range values stay ints when both ends are ints
 and every grid value is whole; otherwise they are floats (larvaworld truncates
@@ -34,10 +34,10 @@ from larvastudy.engine.setup import compile_sim
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.names import check_name
-from larvastudy.spec import paths
-from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
-from larvastudy.spec.space import Space, is_int, is_number, plain
-from larvastudy.spec.presets import Tree, experiment_tree
+from larvastudy.definition import paths
+from larvastudy.definition.objective import DISTANCE, Target, parse_targets, targets_to_dict
+from larvastudy.definition.space import Space, is_int, is_number, plain
+from larvastudy.definition.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
 MAX_SIMULATIONS = 100_000
@@ -116,7 +116,7 @@ class Optimization:
 
 @dataclass(frozen=True)
 class Batch:
-    """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.spec.space`) × ``Nsims``
+    """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.definition.space`) × ``Nsims``
     replicates, or, with a continuous axis, the space an adaptive sampler searches.
 
     ``check=False`` skips compiling the experiment at every axis value and checking the name (see

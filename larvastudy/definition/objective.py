@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition.space import is_number
 from larvastudy.engine import canonical
 from larvastudy.errors import SpecError
-from larvastudy.spec.space import is_number
 
 #: The objective's name when targets are set (single objective).
 DISTANCE = "target_distance"
