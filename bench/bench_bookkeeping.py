@@ -11,21 +11,37 @@ slows down as the study grows, its rate over the trials it did is an upper bound
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import optuna
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import Batch, batch_from_kwargs
 from larvastudy.engine import SimResult
-from larvastudy.execution import run_batch
-from larvastudy.spec.batch import Batch, batch_from_kwargs
 from larvastudy.study import search_space
-from larvastudy.study.pgserver import available, temporary_postgres
+
+#: The throwaway PostgreSQL server of the tests (tests/pgserver.py: test infrastructure, not in the package).
+_PGSERVER = Path(__file__).resolve().parents[1] / "tests" / "pgserver.py"
+
+
+def _load_pgserver() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pgserver", _PGSERVER)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {_PGSERVER}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pgserver = _load_pgserver()
 
 SIZES = (1_000, 10_000)
 
@@ -91,10 +107,10 @@ def main() -> None:
     lines = ["bookkeeping benchmark: no-op simulations, trials/s from an empty database "
              f"(naive: study.optimize + GridSampler, capped at {args.budget:.0f} s; larvastudy: run_batch, 1 worker)"]
     lines += compare("SQLite", sqlite_file, args.budget)
-    if args.no_postgres or not available():
+    if args.no_postgres or not pgserver.available():
         lines.append("PostgreSQL: skipped" + ("" if args.no_postgres else " (no server binaries or psycopg)"))
     else:
-        lines += compare("PostgreSQL", temporary_postgres, args.budget)
+        lines += compare("PostgreSQL", pgserver.temporary_postgres, args.budget)
     text = "\n".join(lines)
     if args.out:
         args.out.write_text(text + "\n")

@@ -12,13 +12,13 @@ import platform
 import time
 from pathlib import Path
 
-from _report import report
-
 import numpy as np
 
+from larvastudy.definition.paths import apply_overrides
+from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import experiment_tree
+
+from _report import report
 
 LARVAWORLD_SECONDS = 210.0   # one PItest_off simulation in larvaworld 2.5.1 on this machine kind (issue 2)
 
@@ -59,8 +59,10 @@ def main() -> None:
         f"160 PItest_off simulations batched (4x4 grid x 10):  {batched:7.3f} s"
         f"   {len(jobs) * larvae * steps / batched / 1e6:6.2f} M agent-steps/s   target <= 3 s",
         f"batched vs 160 x single:                            {160 * single / batched:7.2f} x faster",
-        f"one simulation vs larvaworld 2.5.1 (~{LARVAWORLD_SECONDS:.0f} s, quoted): {LARVAWORLD_SECONDS / single:7.0f} x faster",
-        f"per simulation inside the batch vs larvaworld:       {LARVAWORLD_SECONDS / (batched / len(jobs)):7.0f} x faster",
+        f"one simulation vs larvaworld 2.5.1 (~{LARVAWORLD_SECONDS:.0f} s, quoted): "
+        f"{LARVAWORLD_SECONDS / single:7.0f} x faster",
+        f"per simulation inside the batch vs larvaworld:       "
+        f"{LARVAWORLD_SECONDS / (batched / len(jobs)):7.0f} x faster",
     ]
     report(lines, args.out)
 

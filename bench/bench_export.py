@@ -21,9 +21,11 @@ import numpy as np
 import optuna
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import Batch, batch_from_kwargs
+from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
+from larvastudy.study import add_trials, load_study, open_storage, open_study
+
 from _report import report
-from larvastudy.spec.batch import Batch, batch_from_kwargs
-from larvastudy.study import Outcome, Task, TrialFactory, add_trials, load_study, open_storage, open_study
 
 SIZES = (10_000, 100_000)
 METRICS = ("PI", "PI2", "v_mu", "sv_mu", "exec_fraction")
@@ -46,9 +48,10 @@ def write_study(batch: Batch, url: str) -> None:
     trials = []
     for point in range(len(batch.points())):
         for rep in range(batch.Nsims):
-            values = {m: float(v) for m, v in zip(METRICS, rng.uniform(-1, 1, len(METRICS)))}
+            values = {m: float(v) for m, v in zip(METRICS, rng.uniform(-1, 1, len(METRICS)), strict=True)}
             values |= {f"{m}_std": 0.0 for m in METRICS}
-            trials.append(factory.trial(Outcome(Task(point, rep, point * 100 + rep), values, values["PI"], None,
+            task = SweepTask(grid_point=point, replicate=rep, seed=point * 100 + rep)
+            trials.append(factory.trial(Outcome(task, values, values["PI"], None,
                                                 start, start + datetime.timedelta(seconds=1))))
     with Session(rdb.engine) as session, session.begin():
         add_trials(session, study._study_id, trials)

@@ -15,14 +15,14 @@ import platform
 import time
 from pathlib import Path
 
-from _report import report
-
 import numpy as np
 
+from larvastudy.definition.paths import apply_overrides
+from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.setup import UPSTREAM_BUGS, compile_sim
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import experiment_tree
+
+from _report import report
 
 #: name: (experiment, overrides, metrics shown)
 CONDITIONS = {

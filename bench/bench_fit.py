@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import report
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.engine import simulate_many
-from larvastudy.execution import run_batch
-from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, storage_url
+
+from _report import report
 
 #: Off every grid line (a grid through the truth would flatter the grid).
 TRUTH = {"gain_dict.Odor": 137.0, "crawler.freq": 1.27}

@@ -14,6 +14,7 @@ as the grid, and memory should grow less.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import shutil
@@ -98,7 +99,7 @@ def main() -> None:
                      f"({r['size'] / run['seconds']:6.0f} simulations/s), peak {run['peak_mb']:6.0f} MB;  "
                      f"export alone {export['seconds']:5.1f} s, peak {export['peak_mb']:5.0f} MB;  "
                      f"{r['figures']} figures, largest {r['largest_px']} px")
-    for before, after in zip(results, results[1:]):
+    for before, after in itertools.pairwise(results):
         grow = after["size"] / before["size"]
         lines.append(f"{after['size']:,} vs {before['size']:,} ({grow:.0f}x the simulations): end to end "
                      f"{after['run']['seconds'] / before['run']['seconds']:.1f}x, export "

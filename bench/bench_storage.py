@@ -85,7 +85,8 @@ def commit(folder: Path) -> str:
     """The short commit checked out in ``folder`` (with ``+`` if its files differ from it)."""
     git = ["git", "-C", str(folder)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout
     return f"{head}{'+' if dirty.strip() else ''}" if head else folder.name
 
 

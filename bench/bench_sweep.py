@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import load_batch
+from larvastudy.engine import simulate_many
+from larvastudy.execution.plan import all_tasks
+
 from _program import LARVASTUDY
 from _report import report
-
-from larvastudy.engine import simulate_many
-from larvastudy.execution import run_batch
-from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import load_batch
 
 
 def cli_seconds(jobs: int) -> float:
@@ -60,7 +60,7 @@ def _engine_call(nsims: int) -> None:
     batch = load_batch("PItest_off")
     batch = dataclasses.replace(batch, Nsims=nsims)
     points = batch.points()
-    simulate_many([(batch.config(points[t.point]), t.seed) for t in all_tasks(batch)[:107]])
+    simulate_many([(batch.config(points[t.grid_point]), t.seed) for t in all_tasks(batch)[:107]])
 
 
 def processes_seconds(copies: int, nsims: int) -> float:

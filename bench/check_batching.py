@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _report import report
 
-from larvastudy.spec.batch import list_batches, load_batch
+from larvastudy.definition.batch import list_batches, load_batch
+
+from _report import report
 
 #: par_df columns that measure the run, not the simulation.
 TIMING = ["duration_s", "trial"]

@@ -11,10 +11,10 @@ from typing import Any
 
 _EXPORTS = {
     "BatchRun": "larvastudy.api",
-    "Batch": "larvastudy.spec.batch",
-    "load_batch": "larvastudy.spec.batch",
-    "list_batches": "larvastudy.spec.batch",
-    "run_batch": "larvastudy.execution",
+    "Batch": "larvastudy.definition.batch",
+    "load_batch": "larvastudy.definition.batch",
+    "list_batches": "larvastudy.definition.batch",
+    "run_batch": "larvastudy.api",
     "simulate": "larvastudy.engine",
     "simulate_many": "larvastudy.engine",
     "SpecError": "larvastudy.errors",

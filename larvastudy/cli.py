@@ -25,13 +25,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from larvastudy.errors import (DefinitionChanged, ExportError, InertParameterWarning, LarvastudyError, SpecError,
-                               StorageError)
+from larvastudy.definition import paths
+from larvastudy.definition.batch import Batch, list_batches, load_batch
+from larvastudy.errors import (
+    DefinitionChanged,
+    ExportError,
+    InertParameterWarning,
+    LarvastudyError,
+    SpecError,
+    StorageError,
+)
 from larvastudy.names import check_name
 from larvastudy.progress import LOG_EVERY, ProgressDisplay, clock
 from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal
-from larvastudy.spec import paths
-from larvastudy.spec.batch import Batch, list_batches, load_batch
 
 if TYPE_CHECKING:
     import optuna
@@ -47,16 +53,15 @@ class _Parser(argparse.ArgumentParser):
     arguments on first use,
     so that a command whose options need a heavy module imports it only when that command is run."""
 
-    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
-        super().__init__(*args, allow_abbrev=False, **kwargs)  # larvaworld's -N must not read as -Nsims
+    def __init__(self, *, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        super().__init__(allow_abbrev=False, **kwargs)  # larvaworld's -N must not read as -Nsims
         self._setup = setup
 
-    def parse_known_args(self, args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:  # as argparse's overloads
         if self._setup is not None:
             setup, self._setup = self._setup, None
             setup(self)
-        return super().parse_known_args(args, namespace)
+        return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"larvastudy: error: {message} (see larvastudy {self.prog.split()[-1]} --help)\n"
@@ -102,7 +107,8 @@ def _batch(args: argparse.Namespace) -> Batch:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from larvastudy.execution import FitInterrupted, SweepInterrupted, run_batch
+    from larvastudy.api import run_batch
+    from larvastudy.execution import RunInterrupted
     from larvastudy.study.storage import storage_url
 
     batch = _batch(args)
@@ -119,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             allow_large=args.yes, retries=args.retries, grace=args.grace, sampler=args.sampler,
                             n_trials=args.n_trials, warm_start=warm_start, threshold=args.threshold,
                             replace=args.replace)
-    except (SweepInterrupted, FitInterrupted) as stop:
+    except RunInterrupted as stop:
         progress.close()
         err.print(f"{stop.stored}; resume with: larvastudy {shlex.join(args.argv)}", markup=False, highlight=False)
         return 128 + stop.signum
@@ -225,7 +231,8 @@ def _export(url: str, name: str, batch: Batch | None = None) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from larvastudy.execution import FitInterrupted, SweepInterrupted, join_sweep
+    from larvastudy.api import join_sweep
+    from larvastudy.execution import RunInterrupted
     from larvastudy.study.storage import storage_url
 
     url = storage_url(args.storage)
@@ -233,7 +240,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         summary = join_sweep(args.name, storage=url, n_jobs=args.n_jobs, progress=progress,
                              retries=args.retries, grace=args.grace, chunk_size=args.chunk_size)
-    except (SweepInterrupted, FitInterrupted) as stop:
+    except RunInterrupted as stop:
         progress.close()
         err.print(str(stop), markup=False, highlight=False)
         return 128 + stop.signum
@@ -292,8 +299,7 @@ def _stop_rules(batch: Batch) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from larvastudy.study.claims import (EVENTS, FAILED, INTERRUPTED, LOST, PENDING, RUNNING, STALE, claim_counts,
-                                         event_counts)
+    from larvastudy.study import claims
     from larvastudy.study.storage import display_url, open_engine, storage_url
     from larvastudy.study.stored import fits_of, list_studies, named_fits, read_study
     from larvastudy.study.study import FIT_RUN_ATTR, SAMPLER_ATTR, stored_batch
@@ -323,14 +329,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if fits:
         out.print(f"fits of this Batch: {named_fits(fits)}", highlight=False)
     out.print(by_state)
-    claims, events = claim_counts(engine, stored.study_id), event_counts(engine, stored.study_id)
-    stale = (f", {claims[STALE]} stale (claimed by processes that died or went silent; the next run or worker "
-             "reruns them)") if claims[STALE] else ""
-    out.print(f"simulations: {claims[RUNNING]} running (claimed by a run or worker){stale}, {claims[PENDING]} "
-              f"pending, {claims[FAILED]} given up after their retries", highlight=False)
-    if events[INTERRUPTED] or events[LOST]:
-        out.print(f"claims put back to pending so far: {events[INTERRUPTED]} by stopped runs, {events[LOST]} taken "
-                  f"from lost processes (who and when: table {EVENTS.name})", highlight=False)
+    counts, events = claims.claim_counts(engine, stored.study_id), claims.event_counts(engine, stored.study_id)
+    stale = (f", {counts[claims.STALE]} stale (claimed by processes that died or went silent; the next run or "
+             "worker reruns them)") if counts[claims.STALE] else ""
+    out.print(f"simulations: {counts[claims.RUNNING]} running (claimed by a run or worker){stale}, "
+              f"{counts[claims.PENDING]} pending, {counts[claims.FAILED]} given up after their retries",
+              highlight=False)
+    interrupted, lost = events[claims.INTERRUPTED], events[claims.LOST]
+    if interrupted or lost:
+        out.print(f"claims put back to pending so far: {interrupted} by stopped runs, {lost} taken "
+                  f"from lost processes (who and when: table {claims.EVENTS.name})", highlight=False)
     if done and left and stored.first_start and stored.last_complete:
         span = (stored.last_complete - stored.first_start).total_seconds()
         out.print(f"time left at the pace of the runs so far: about {clock(left * span / done)}")
@@ -352,8 +360,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
     out.print(f"{len(listed)} studies in {display_url(url)}", highlight=False)
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows if listed else []:  # a plain table: never wrapped, whatever the terminal's width
-        out.print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip(), markup=False,
-                  highlight=False)
+        line = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        out.print(line.rstrip(), markup=False, highlight=False)
     return 0
 
 
@@ -461,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="confirm: sweeps of more than 100,000 simulations, --replace without asking")
         run.add_argument("--retries", type=int, default=0, help="reruns of a failing simulation (grid; default 0)")
         run.add_argument("--grace", type=_grace, default=GRACE,
-                         help=f"seconds before a silent process's simulations or fit trials are rerun (default {GRACE:.0f})")
+                         help=f"seconds before a silent process's simulations or fit trials are rerun "
+                              f"(default {GRACE:.0f})")
         log_every(run)
         fit = run.add_argument_group("fitting (adaptive samplers)")
         fit.add_argument("--sampler", choices=("grid", *ADAPTIVE_SAMPLERS), default="grid",
@@ -600,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         with stop_on_signals():  # a scheduler's SIGTERM ends any command as Ctrl-C does
-            code = args.func(args)
+            code: int = args.func(args)
             check_stop()
             return code
     except LarvastudyError as error:

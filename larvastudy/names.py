@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import string
 from pathlib import Path
+from typing import TypeGuard
 
 from larvastudy.errors import SpecError
 
@@ -26,7 +27,7 @@ RULE = f"use 1 to {MAX_LENGTH} letters, digits and _ - . + = (not starting with 
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", ".lock")
 
 
-def is_valid(name: object) -> bool:
+def is_valid(name: object) -> TypeGuard[str]:
     """Whether ``name`` may name a new study."""
     return (isinstance(name, str) and 0 < len(name) <= MAX_LENGTH and not name.startswith(".")
             and set(name) <= CHARACTERS)

@@ -13,7 +13,7 @@ LOG_EVERY = 10.0
 
 def clock(seconds: float) -> str:
     """``seconds`` as ``m:ss`` or ``h:mm:ss``."""
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 

@@ -24,7 +24,8 @@ __all__ = ["conf"]
 
 
 def _entry(exp: str, space_search: dict[str, Any], proc: tuple[str, ...] = (), fit_par: str | None = None,
-           max_Nsims: int = 5, absolute: bool = False, minimize: bool = True, threshold: float = 0.001) -> dict:
+           max_Nsims: int = 5, absolute: bool = False, minimize: bool = True, threshold: float = 0.001
+           ) -> dict[str, Any]:
     """One entry as larvaworld's ``bb(...)`` helper builds it (same defaults)."""
     return {
         "exp": exp,
@@ -58,11 +59,11 @@ _BATCHES: dict[str, dict[str, Any]] = {e["exp"]: e for e in [
 class BatchRegistry:
     """``reg.conf.Batch``: the registry's Batch entries by id."""
 
-    def getIDs(self) -> list[str]:  # noqa: N802 - larvaworld's name
+    def getIDs(self) -> list[str]:  # larvaworld's name (not PEP 8)
         """Every registered Batch id, in larvaworld's order."""
         return list(_BATCHES)
 
-    def getID(self, id: str) -> dict[str, Any]:  # noqa: N802, A002 - larvaworld's names
+    def getID(self, id: str) -> dict[str, Any]:  # larvaworld's names (not PEP 8; id shadows the builtin)
         """The entry ``id`` as ``BatchRun`` keyword arguments (a copy: change it freely)."""
         if id not in _BATCHES:
             raise SpecError(f"no Batch {id!r} in the registry; registered: {', '.join(_BATCHES)}")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from larvastudy.study.pgserver import available, temporary_postgres
+from pgserver import available, temporary_postgres
 
 
 def missing(reason: str) -> None:

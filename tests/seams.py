@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition.batch import Batch
 from larvastudy.engine import SimResult
-from larvastudy.spec.batch import Batch
 from larvastudy.study import search_space
 from larvastudy.study.grid import SPACE_ATTR
 

@@ -46,7 +46,7 @@ def test_sensitivity_analysis():
         fixed={"duration": 0.1},
         Nsims=2,
     )
-    par_df, figs = batch.simulate()
+    par_df, _figs = batch.simulate()
     # sns.lineplot(data=par_df, x='intensity', y='v_mu')  (seaborn is not a dependency)
     assert par_df.groupby("intensity")["v_mu"].count().tolist() == [2, 2, 2]
 
@@ -61,7 +61,7 @@ def test_robustness_testing():
         Nsims=3
     )
 
-    par_df, figs = batch.simulate()
+    par_df, _figs = batch.simulate()
 
     # Check variance
     print(par_df.groupby('Npoints')['v_mu'].agg(['mean', 'std']))
@@ -79,7 +79,7 @@ def test_comparative_study():
         Nsims=2
     )
 
-    par_df, figs = batch.simulate(n_jobs=2)
+    par_df, _figs = batch.simulate(n_jobs=2)
 
     # Compare models
     for model in ["explorer", "navigator", "forager"]:
@@ -112,7 +112,7 @@ def test_top_level_exports_are_the_documented_api():
     assert larvastudy.BatchRun is api_batch_run
     assert callable(larvastudy.simulate) and callable(larvastudy.run_batch)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        larvastudy.nope
+        _ = larvastudy.nope
 
 
 def test_the_seeds_quick_start_runs_verbatim_with_only_the_import_changed(tmp_path, monkeypatch):

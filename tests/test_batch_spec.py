@@ -8,11 +8,17 @@ import math
 import numpy as np
 import pytest
 
+from larvastudy.definition.batch import (
+    MAX_SIMULATIONS,
+    Batch,
+    Optimization,
+    batch_from_kwargs,
+    list_batches,
+    load_batch,
+)
+from larvastudy.definition.space import grid_values
 from larvastudy.engine import simulate
 from larvastudy.errors import InertParameterWarning, SpecError
-from larvastudy.spec.space import grid_values
-from larvastudy.spec.batch import (MAX_SIMULATIONS, Batch, Optimization, batch_from_kwargs,
-                                   list_batches, load_batch)
 
 FAST = {"duration": 0.05}
 
@@ -117,7 +123,8 @@ def test_axis_columns_keep_ambiguous_names():
     ({"sample": {"gain_dict.CS": {"range": [1.0, 0.0]}}}, "range needs finite lo < hi, got [1.0, 0.0]"),
     ({"sample": {"gain_dict.CS": {"range": [0.0, 1.0], "Ngrid": 0}}}, "Ngrid must be a whole number >= 1, got 0"),
     ({"sample": {"gain_dict.CS": {"range": [0.0], "Ngrid": 2}}}, "range must be two numbers"),
-    ({"sample": {"gain_dict.CS": {"step": 1}}}, "unknown key 'step'; an axis takes values, range, Ngrid, log, zip, when"),
+    ({"sample": {"gain_dict.CS": {"step": 1}}},
+     "unknown key 'step'; an axis takes values, range, Ngrid, log, zip, when"),
     ({"sample": {"gain_dict.CS": [1.0, 1]}}, "value 1 is listed twice"),
     ({"sample": {"gain_dict.CS": [1.0, "a"]}}, "values mix numbers and strings"),
     ({"sample": {"gain_dict.CS": [[1.0]]}}, "values must be numbers, strings or booleans"),
@@ -186,7 +193,7 @@ def test_load_batch_from_a_file(tmp_path, text, message):
 
 
 def test_load_batch_unknown_name_or_file(tmp_path):
-    with pytest.raises(SpecError, match="unknown Batch 'PItest_of'; available: .*PItest_off"):
+    with pytest.raises(SpecError, match=r"unknown Batch 'PItest_of'; available: .*PItest_off"):
         load_batch("PItest_of")
     with pytest.raises(SpecError, match="no such Batch file"):
         load_batch(tmp_path / "missing.toml")

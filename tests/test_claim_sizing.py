@@ -3,6 +3,7 @@ the budget, and each simulation's share of its engine call's wall time."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime, timedelta
 
@@ -12,13 +13,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larvastudy.execution import run_batch
-from larvastudy.execution.plan import (CLAIM_SECONDS, SECONDS_PER_AGENT_STEP, SIMULATION_OVERHEAD, ClaimSizer,
-                                       all_tasks, point_costs, simulation_cost)
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs
+from larvastudy.execution.claimbook import ClaimBook
+from larvastudy.execution.plan import (
+    CLAIM_SECONDS,
+    SECONDS_PER_AGENT_STEP,
+    SIMULATION_OVERHEAD,
+    ClaimSizer,
+    all_tasks,
+    point_costs,
+    simulation_cost,
+)
 from larvastudy.execution.worker import _shares
-from larvastudy.spec.batch import batch_from_kwargs
 from larvastudy.study import load_study, open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -85,7 +93,7 @@ def test_a_claim_takes_the_lowest_tasks_until_their_cost_reaches_the_budget(tmp_
     taken = book.claim(limit, work)
     per_task = [costs[i // 3] for i in range(12)]
     fits = int(np.searchsorted(np.cumsum(per_task[:limit]), work, side="right"))
-    assert [t.point * 3 + t.replicate for t in taken] == list(range(min(limit, max(1, fits))))
+    assert [t.grid_point * 3 + t.replicate for t in taken] == list(range(min(limit, max(1, fits))))
     rest = book.claim(100)
     assert len(rest) == 12 - len(taken)
 
@@ -93,7 +101,7 @@ def test_a_claim_takes_the_lowest_tasks_until_their_cost_reaches_the_budget(tmp_
 def test_shares_tile_the_call_in_proportion_to_cost():
     start = datetime(2026, 1, 1)
     edges = _shares(start, start + timedelta(seconds=6), [1.0, 2.0, 3.0])
-    assert [(b - a).total_seconds() for a, b in zip(edges, edges[1:])] == [1.0, 2.0, 3.0]
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(edges)] == [1.0, 2.0, 3.0]
     assert edges[0] == start and edges[-1] == start + timedelta(seconds=6)
 
 
@@ -102,7 +110,7 @@ def test_a_trials_duration_is_its_share_of_the_engine_call(tmp_path):
     run_batch(batch, storage=tmp_path / "s.db", chunk_size=4)  # one engine call
     study, _ = load_study(open_storage(storage_url(tmp_path / "s.db")), "sizing")
     trials = sorted(study.trials, key=lambda t: t.datetime_start)
-    assert all(a.datetime_complete == b.datetime_start for a, b in zip(trials, trials[1:]))
+    assert all(a.datetime_complete == b.datetime_start for a, b in itertools.pairwise(trials))
     small, large = ([t.duration.total_seconds() for t in trials if t.params["Npoints"] == n] for n in (2, 20))
     ratio = point_costs(batch)[1] / point_costs(batch)[0]
     assert math.isclose(large[0] / small[0], ratio, rel_tol=1e-3)

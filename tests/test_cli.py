@@ -39,8 +39,8 @@ def test_run_writes_study_par_df_figures_and_table(swept):
     assert len(par_df) == 16 and set(par_df["state"]) == {"COMPLETE"}
     assert {"CS", "UCS", "replicate", "seed", "PI", "PI2", "v_mu"} <= set(par_df.columns)
     assert (out / "figures" / "PI_heatmap.png").stat().st_size > 10_000
-    table = list(sqlite_utils.Database(swept / "storage" / "larvastudy.db").query(
-        "select count(*) as n, min(PI) as lo, max(PI) as hi from par_df_PItest_off"))[0]
+    table = next(sqlite_utils.Database(swept / "storage" / "larvastudy.db").query(
+        "select count(*) as n, min(PI) as lo, max(PI) as hi from par_df_PItest_off"))
     assert table["n"] == 16 and -1 <= table["lo"] <= table["hi"] <= 1
 
 
@@ -123,7 +123,7 @@ def test_toml_file_and_larvaworld_flag(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "4/4 simulations complete" in result.stdout
     par_df = pd.read_csv(tmp_path / "storage" / "mine" / "par_df.csv")
-    assert sorted(zip(par_df["Npoints"], par_df["replicate"])) == [(2, 0), (2, 1), (3, 0), (3, 1)]
+    assert sorted(zip(par_df["Npoints"], par_df["replicate"], strict=True)) == [(2, 0), (2, 1), (3, 0), (3, 1)]
 
 
 def test_status_shows_simulations_claimed_by_a_running_sweep(tmp_path):

@@ -17,11 +17,13 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from larvastudy.execution import run_batch
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
-from larvastudy.study import Outcome, load_study, open_storage, open_study, storage_url
-from larvastudy.study.claims import CLAIMS, DONE, EVENTS, LOST, RUNNING, ClaimBook
+from larvastudy.execution.tasks import Outcome
+from larvastudy.study import load_study, open_storage, open_study, storage_url
+from larvastudy.study.claims import CLAIMS, DONE, EVENTS, LOST, RUNNING
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 #: The program as this interpreter runs it: no reliance on an activated virtual environment's PATH.
@@ -141,9 +143,9 @@ def test_a_silent_worker_loses_its_lease_after_the_grace_period(postgres):
 
 SQLITE_RUN = """
 import sys
-from larvastudy.execution import run_batch
+from larvastudy.api import run_batch
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.definition.batch import batch_from_kwargs
 print(run_batch(batch_from_kwargs(**{sweep!r}), storage=sys.argv[1], chunk_size=4).ran)
 """
 
@@ -186,19 +188,20 @@ def test_an_expired_lease_is_claimed_again_and_its_late_results_dropped(tmp_path
     assert [t.attempt for t in mine] == [1, 1, 1]
     now = datetime.now()
     rest = near.claim(100)
-    assert len(rest) == 5 and {(t.point, t.replicate) for t in rest}.isdisjoint((t.point, t.replicate) for t in mine)
+    assert len(rest) == 5
+    assert {(t.grid_point, t.replicate) for t in rest}.isdisjoint((t.grid_point, t.replicate) for t in mine)
     assert near.record([Outcome(t, {}, 0.0, None, now, now) for t in rest]).done == 5
     far.renew()
     assert near.claim(100) == []
     time.sleep(0.6)
     taken = near.claim(100)
-    assert [(t.point, t.replicate, t.attempt) for t in taken] == [(t.point, t.replicate, 2) for t in mine]
+    assert [(t.grid_point, t.replicate, t.attempt) for t in taken] == [(t.grid_point, t.replicate, 2) for t in mine]
     late = far.record([Outcome(t, {}, 0.0, None, now, now) for t in mine])
     assert late.stored == [] and late.done == 5
     study, _ = load_study(rdb, "lease")
     assert not study.get_trials(states=(TrialState.FAIL,))
     events = lost(storage_url(tmp_path / "s.db"), "lease")
-    assert sorted(e.task for e in events) == sorted(t.point * batch.Nsims + t.replicate for t in mine)
+    assert sorted(e.task for e in events) == sorted(t.grid_point * batch.Nsims + t.replicate for t in mine)
     assert all(e.owner == "elsewhere:1:cafe" and "stopped renewing its lease" in e.detail for e in events)
 
 

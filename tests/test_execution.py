@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.errors import ConflictError, SpecError
-from larvastudy.execution import run_batch
 from larvastudy.execution.plan import trial_seed
 from larvastudy.export import build_par_df
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,7 +45,7 @@ def results(db: Path, name: str = "sweep") -> dict[tuple[int, int], str]:
     keys = [(t.user_attrs["grid_point"], t.params[REPLICATE]) for t in done]
     assert len(keys) == len(set(keys)), "a simulation has two COMPLETE trials"
     return {key: json.dumps({k: v for k, v in t.user_attrs.items() if k != "tries"}, sort_keys=True)
-            for key, t in zip(keys, done)}
+            for key, t in zip(keys, done, strict=True)}
 
 
 @settings(max_examples=8, deadline=None)
@@ -53,7 +53,7 @@ def results(db: Path, name: str = "sweep") -> dict[tuple[int, int], str]:
        sizes=st.lists(st.integers(1, 3), min_size=2, max_size=2), nsims=st.integers(1, 3),
        chunk_size=st.none() | st.integers(1, 4))
 def test_every_simulation_completes_exactly_once(tmp_path_factory, axes, sizes, nsims, chunk_size):
-    batch = dish(sample={a: AXES[a][:n] for a, n in zip(axes, sizes)}, Nsims=nsims)
+    batch = dish(sample={a: AXES[a][:n] for a, n in zip(axes, sizes, strict=False)}, Nsims=nsims)  # axes: 0 to 2
     db = tmp_path_factory.mktemp("sweep") / "s.db"
     calls = []
     summary = run_batch(batch, storage=db, n_jobs=2, chunk_size=chunk_size, progress=lambda *a: calls.append(a))
@@ -68,7 +68,7 @@ def test_every_simulation_completes_exactly_once(tmp_path_factory, axes, sizes, 
         assert t.params == {**points[point], REPLICATE: replicate}
         assert t.user_attrs["seed"] == trial_seed(batch, points[point], replicate)
         assert t.value == t.user_attrs[batch.objective_metric()]
-        assert {m for m in batch.metrics} | {f"{m}_std" for m in batch.metrics} <= t.user_attrs.keys()
+        assert set(batch.metrics) | {f"{m}_std" for m in batch.metrics} <= t.user_attrs.keys()
     assert set(results(db)) == {(i, r) for i in range(len(points)) for r in range(nsims)}
     again = run_batch(batch, storage=db, n_jobs=2)
     assert again.already_finished and "already complete" in str(again) and len(trials(db)) == batch.grid_size
@@ -119,8 +119,9 @@ def test_grid_study_continues_with_other_samplers(tmp_path):
 
 SCRIPT = """
 import sys
-from larvastudy.execution import SweepInterrupted, run_batch
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.api import run_batch
+from larvastudy.execution import SweepInterrupted
+from larvastudy.definition.batch import batch_from_kwargs
 
 batch = batch_from_kwargs(**{batch!r})
 try:

@@ -19,9 +19,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from scipy import stats
 
+from larvastudy.definition.batch import Batch
 from larvastudy.export import build_par_df, export_study, make_figures, summary_df
 from larvastudy.export.par_df import pi_table
-from larvastudy.spec.batch import Batch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -192,8 +192,8 @@ def test_pi_table_is_the_mean_over_replicates() -> None:
     table = pi_table(par_df, PI_BATCH)
     assert (table.index.name, table.columns.name) == ("CS_gain", "UCS_gain")
     assert table.index.tolist() == GAINS and table.columns.tolist() == GAINS
-    assert table.loc[100.0, -100.0] == pytest.approx(np.mean([_metric("PI", {"gain_dict.CS": 100, "gain_dict.UCS": -100}, r)
-                                                             for r in range(2)]))
+    corner = {"gain_dict.CS": 100, "gain_dict.UCS": -100}
+    assert table.loc[100.0, -100.0] == pytest.approx(np.mean([_metric("PI", corner, r) for r in range(2)]))
     assert pi_table(par_df, DISH) is None
 
 
@@ -229,7 +229,7 @@ def _read_table(db_path: Path, table: str) -> pd.DataFrame:
 
 def test_export_writes_files_and_sqlite_table(tmp_path: Path) -> None:
     db_path = tmp_path / "larvastudy.db"
-    trials = resumed_grid(PI_BATCH)[:-1] + [sim_trial(PI_BATCH, 0, 0, TrialState.FAIL)]
+    trials = [*resumed_grid(PI_BATCH)[:-1], sim_trial(PI_BATCH, 0, 0, TrialState.FAIL)]
     study = make_study(trials, sqlite_url(tmp_path), "PItest_off (v1)")
     with sqlite3.connect(db_path) as conn:  # the study layer may run SQLite in WAL mode
         conn.execute("PRAGMA journal_mode=WAL")

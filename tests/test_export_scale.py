@@ -17,12 +17,13 @@ from matplotlib.image import imread
 from sqlalchemy.orm import Session
 
 from larvastudy import cli
+from larvastudy.definition.batch import Batch, batch_from_kwargs, load_batch
+from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
 from larvastudy.export import export_study, make_figures
 from larvastudy.export.figures import MAX_CELL_LABELS, MAX_PIXELS, MAX_TICKS
 from larvastudy.export.par_df import build_par_df
 from larvastudy.inspect.report import build_report
-from larvastudy.spec.batch import Batch, batch_from_kwargs, load_batch
-from larvastudy.study import Outcome, Task, TrialFactory, add_trials, open_storage, open_study, storage_url
+from larvastudy.study import add_trials, open_storage, open_study, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -45,8 +46,9 @@ def bulk_study(batch: Batch, db: Path, metrics: Callable[[dict[str, Any], int], 
     study = open_study(batch, rdb, batch.name)
     factory = TrialFactory(batch)
     start = datetime.datetime(2025, 1, 2, 3, 4, 5)
-    trials = [factory.trial(Outcome(Task(p, r, 1000 * p + r), values, values[batch.objective_metric()], None,
-                                    start, start + datetime.timedelta(seconds=1)))
+    end = start + datetime.timedelta(seconds=1)
+    trials = [factory.trial(Outcome(SweepTask(grid_point=p, replicate=r, seed=1000 * p + r), values,
+                                    values[batch.objective_metric()], None, start, end))
               for p, point in enumerate(batch.points()) for r in range(batch.Nsims)
               for values in [metrics(point, r)]]
     with Session(rdb.engine) as session, session.begin():
@@ -87,7 +89,7 @@ def test_big_heatmaps_are_fixed_size_without_cell_labels_and_with_few_round_tick
         assert all(float(label) == float(f"{float(label):.2g}") for label in xlabels + ylabels)  # rounded
     ax = big["figs"]["v_mu_heatmap"].axes[0]
     assert ax.get_ylabel() == "CS" and "0" in [t.get_text() for t in ax.get_yticklabels()]
-    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
+    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks(), strict=True))
     assert ticks["0"] == pytest.approx(49.5) and ticks["-100"] == 0  # evenly spaced: at their place
 
 
@@ -106,7 +108,8 @@ def test_small_heatmaps_label_every_cell() -> None:
     study = optuna.create_study()
     factory = TrialFactory(batch)
     now = datetime.datetime.now()
-    study.add_trials([factory.trial(Outcome(Task(p, 0, p), {"PI": 0.5, "PI_std": 0.0}, 0.5, None, now, now))
+    study.add_trials([factory.trial(Outcome(SweepTask(grid_point=p, replicate=0, seed=p), {"PI": 0.5, "PI_std": 0.0},
+                                            0.5, None, now, now))
                       for p in range(len(batch.points()))])
     figs, _ = make_figures(build_par_df(study, batch), batch)
     ax = figs["PI_heatmap"].axes[0]

@@ -9,27 +9,24 @@ import json
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from larvastudy.definition.batch import load_batch
+from larvastudy.definition.paths import apply_overrides
+from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.loop import EXEC, PAUSE, BatchRun
 from larvastudy.engine.setup import CORRECTED, LARVAWORLD, compile_sim
-from larvastudy.spec.batch import load_batch
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import experiment_tree
 
-DATA = Path(__file__).parent / "data"
-sys.path.insert(0, str(DATA))
-from make_corrected_engine_golden import CONDITIONS, SEED  # noqa: E402
-
-GOLDEN = json.loads((DATA / "corrected_engine_d278bf8.json").read_text())
+#: Made by tests/data/make_corrected_engine_golden.py on the engine of d278bf8.
+_RECORD = json.loads((Path(__file__).parent / "data" / "corrected_engine_d278bf8.json").read_text())
+CONDITIONS, SEED, GOLDEN = _RECORD["conditions"], _RECORD["seed"], _RECORD["sums"]
 
 
 def tree(experiment: str, fidelity: str, **overrides) -> dict:

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs, load_batch
 from larvastudy.engine import simulate_many
 from larvastudy.errors import ConflictError, SpecError
-from larvastudy.execution import run_batch
 from larvastudy.export import export_study
-from larvastudy.spec.batch import batch_from_kwargs, load_batch
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

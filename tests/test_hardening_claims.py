@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from larvastudy.definition.batch import batch_from_kwargs
+from larvastudy.execution.claimbook import ClaimBook
+from larvastudy.execution.plan import all_tasks
+from larvastudy.study import open_storage, open_study, storage_url
+from larvastudy.study.owner import is_dead, owner_id
+
 from conftest import missing
 from seams import exactly_once
-from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs
-from larvastudy.study import open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook
-from larvastudy.study.owner import is_dead, owner_id
 
 #: A command in a new PID namespace with its own /proc: ``sh`` is its PID 1, larvastudy gets an ordinary PID.
 NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", '"$@"; exit $?', "sh"]
@@ -144,7 +145,7 @@ def test_a_process_never_takes_back_its_own_expired_claims(tmp_path):
     first = book.claim(4)
     time.sleep(0.1)  # its lease expired, but its workers still run them
     again = book.claim(100)
-    assert {(t.point, t.replicate) for t in first}.isdisjoint((t.point, t.replicate) for t in again)
+    assert {(t.grid_point, t.replicate) for t in first}.isdisjoint((t.grid_point, t.replicate) for t in again)
     assert len(first) + len(again) == batch.grid_size and book.claim(100) == []
     assert events(tmp_path / "s.db", "lost") == []
 

@@ -7,6 +7,7 @@ folder leaves the previous export whole, with one line on stderr.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import sqlite3
@@ -22,12 +23,13 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from conftest import missing
 from larvastudy.api import BatchRun
+from larvastudy.definition.batch import Batch
 from larvastudy.errors import SpecError
 from larvastudy.export.tables import write_tables
 from larvastudy.names import MAX_LENGTH, folder_name, is_valid, study_folder
-from larvastudy.spec.batch import Batch
+
+from conftest import missing
 
 RULE = "letters, digits and _ - . + ="
 SHORT = ["--set", "duration=0.05"]
@@ -93,7 +95,8 @@ def test_bad_names_are_refused_before_anything_is_made(swept: Path, tmp_path: Pa
     reads = [[command, "../../escaped", "--storage", db] for command in ("export", "status", "report", "worker")]
     before, stored = listing(tmp_path), listing(swept)
     results = cli_all(work, *commands.values(), *reads)
-    for (name, command), result in zip([*commands.items(), *(("../../escaped", c) for c in reads)], results):
+    expected = [*commands.items(), *(("../../escaped", c) for c in reads)]
+    for (name, command), result in zip(expected, results, strict=True):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (command, result.stderr)
         assert RULE in lines[0] and repr(name)[:40] in lines[0], (command, lines)
@@ -101,7 +104,7 @@ def test_bad_names_are_refused_before_anything_is_made(swept: Path, tmp_path: Pa
 
 
 def test_names_from_python_are_checked() -> None:
-    with pytest.raises(SpecError, match="invalid Batch name '../x'"):
+    with pytest.raises(SpecError, match=re.escape("invalid Batch name '../x'")):
         Batch(name="../x", experiment="dish", sample={"Npoints": [3]})
     with pytest.raises(SpecError, match="invalid study name 'a/b'"):
         BatchRun(experiment="dish", sample={"Npoints": [3]}, study_name="a/b")

@@ -13,12 +13,13 @@ import pytest
 from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
-from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
-from larvastudy.execution import run_batch
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, Batch, batch_from_kwargs
 from larvastudy.export import export_study
-from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs
 from larvastudy.study import grid_sampler, load_study, open_storage, search_space, storage_url
 from larvastudy.study.grid import SPACE_ATTR, BatchGridSampler
+
+from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -139,7 +140,7 @@ def test_a_study_written_by_an_earlier_version_resumes_and_exports(old_partial, 
     assert simulations(done) == [(n, r) for n in (2, 3) for r in range(3)]
     assert [len(t.system_attrs) for t in done] == [2, 2, 2, 1, 1, 1]  # old trials keep their copy
     par_df = export_study(*load_study(open_storage(storage_url(db)), "sweep"), tmp_path / "out").par_df
-    assert sorted(zip(par_df["Npoints"], par_df["replicate"])) == simulations(done)
+    assert sorted(zip(par_df["Npoints"], par_df["replicate"], strict=True)) == simulations(done)
     assert (par_df["state"] == "COMPLETE").all()
 
 

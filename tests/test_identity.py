@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from larvastudy.api import BatchRun
+from larvastudy.api import BatchRun, run_batch
+from larvastudy.definition.batch import batch_from_kwargs, load_batch
 from larvastudy.errors import ConflictError, DefinitionChanged
-from larvastudy.execution import run_batch
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks
-from larvastudy.spec.batch import batch_from_kwargs, load_batch
 from larvastudy.study import delete_study, open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook
 from larvastudy.study.identity import differences
 from larvastudy.study.storage import setup_lock
 
@@ -133,7 +132,7 @@ def test_delete_refuses_a_running_study_then_removes_all_of_it(tmp_path, request
     book = ClaimBook(rdb, study_id, small(Nsims=3), all_tasks(small(Nsims=3)), grace=60, retries=0)
     book.prepare(set, fresh=False)
     assert book.claim(1)  # this live process now runs a simulation of the study
-    with pytest.raises(ConflictError, match="'small' .* is being run: 1 simulations are claimed by live processes"):
+    with pytest.raises(ConflictError, match=r"'small' .* is being run: 1 simulations are claimed by live processes"):
         delete_study(url, "small")
     assert study_rows(rdb.engine, study_id) > 0
     book.release()

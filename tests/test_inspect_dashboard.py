@@ -19,11 +19,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import missing
+from larvastudy.api import run_batch
 from larvastudy.cli import main
-from larvastudy.execution import run_batch
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.study import storage_url
+
+from conftest import missing
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BATCH = batch_from_kwargs(experiment="PItest_off", name="gains", Nsims=1, metrics=["PI", "v_mu"],

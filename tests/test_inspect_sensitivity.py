@@ -8,12 +8,11 @@ import optuna
 import pandas as pd
 import pytest
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import Batch
 from larvastudy.errors import SpecError
-from larvastudy.execution import run_batch
 from larvastudy.export import build_par_df
-from larvastudy.inspect.sensitivity import (categorical_axes, comparison_figure, comparisons, importances,
-                                            main_effects)
-from larvastudy.spec.batch import Batch
+from larvastudy.inspect.sensitivity import categorical_axes, comparison_figure, comparisons, importances, main_effects
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

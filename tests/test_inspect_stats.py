@@ -7,11 +7,17 @@ import math
 import pandas as pd
 import pytest
 
+from larvastudy.definition.batch import Batch
 from larvastudy.errors import SpecError
 from larvastudy.export import summary_df
-from larvastudy.inspect.stats import (ci_half_width, nsims_for_difference, nsims_for_half_width, pooled_std,
-                                      power_table, t_test_power)
-from larvastudy.spec.batch import Batch
+from larvastudy.inspect.stats import (
+    ci_half_width,
+    nsims_for_difference,
+    nsims_for_half_width,
+    pooled_std,
+    power_table,
+    t_test_power,
+)
 
 DISH = Batch(name="dish", experiment="dish", Nsims=3, metrics=("v_mu", "cum_dst"), sample={"Npoints": [5, 10]})
 T_975_2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom
@@ -21,7 +27,7 @@ def known_par_df() -> pd.DataFrame:
     """Npoints 5: v_mu 1, 2, 3 (mean 2, SD 1); Npoints 10: 9.9, 10, 10.1 (SD 0.1); cum_dst is signed."""
     rows = [{"Npoints": npoints, "replicate": r, "v_mu": v, "cum_dst": c, "state": "COMPLETE"}
             for npoints, vs, cs in ((5, (1.0, 2.0, 3.0), (-1.0, 0.0, 1.0)), (10, (9.9, 10.0, 10.1), (5.0, 5.0, 5.0)))
-            for r, (v, c) in enumerate(zip(vs, cs))]
+            for r, (v, c) in enumerate(zip(vs, cs, strict=True))]
     failed = {"Npoints": 10, "replicate": 3, "v_mu": None, "cum_dst": None, "state": "FAIL"}
     return pd.DataFrame([*rows, failed])
 

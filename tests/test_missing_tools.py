@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def test_a_missing_tool_fails_under_ci_and_skips_elsewhere(tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path)
+    for helper in ("conftest.py", "pgserver.py"):  # conftest imports pgserver
+        shutil.copy(Path(__file__).with_name(helper), tmp_path)
     (tmp_path / "test_tool.py").write_text("from conftest import missing\n\n\n"
                                            "def test_tool():\n    missing('no such tool')\n")
     for ci, outcome in (("true", "1 failed"), ("", "1 skipped")):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import signal
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,14 +19,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, Batch, batch_from_kwargs, load_batch
 from larvastudy.errors import ConflictError
-from larvastudy.execution import run_batch
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.plan import all_tasks, trial_seed
+from larvastudy.execution.tasks import Outcome
 from larvastudy.export import export_study
-from larvastudy.spec.batch import REPLICATE, Batch, batch_from_kwargs, load_batch
-from larvastudy.study import Outcome, grid_ids, grid_sampler, load_study, open_storage, open_study, storage_url
-from larvastudy.study.claims import ClaimBook, Renumbered
+from larvastudy.study import grid_ids, grid_sampler, load_study, open_storage, open_study, storage_url
+from larvastudy.study.claims import Renumbered
+
+from seams import failing_simulate, noop_simulate, written_by_an_earlier_version
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -164,7 +167,7 @@ def test_extension_is_refused_while_a_sweep_runs_and_works_once_it_stopped(tmp_p
             assert run.poll() is None, run.stderr.read()
             time.sleep(0.02)
         before = _rows(db)
-        with pytest.raises(ConflictError, match="'life' in .* is being run by 1 process; wait for them or stop them"):
+        with pytest.raises(ConflictError, match=r"'life' in .* is being run by 1 process; wait for them or stop them"):
             run_batch(dataclasses.replace(batch, Nsims=201), storage=db, simulate=noop_simulate)
         assert _rows(db)[1:] == before[1:]  # Nsims and claims as they were
         run.send_signal(signal.SIGTERM)

@@ -3,13 +3,13 @@ the way is still acted on, and a write in progress finishes first."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
 import pytest
 
-from larvastudy.signals import (Terminated, check_stop, forget_stop, stop_on_signals, stop_signal,
-                                uninterrupted)
+from larvastudy.signals import Terminated, check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
 
 
 def test_sigterm_raises_terminated_and_says_which_signal():
@@ -27,10 +27,8 @@ def test_sigterm_raises_terminated_and_says_which_signal():
 
 def test_a_stop_swallowed_on_the_way_is_raised_at_the_next_check():
     with stop_on_signals():
-        try:  # as Python does with an exception raised while a finaliser runs
+        with contextlib.suppress(Terminated):  # as Python does with an exception raised while a finaliser runs
             os.kill(os.getpid(), signal.SIGTERM)
-        except Terminated:
-            pass
         with pytest.raises(Terminated):
             check_stop()
     check_stop()  # the block is over: nothing is remembered
@@ -38,10 +36,9 @@ def test_a_stop_swallowed_on_the_way_is_raised_at_the_next_check():
 
 def test_a_write_finishes_before_the_stop():
     done = []
-    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
-        with uninterrupted():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("written")
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt), uninterrupted():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("written")
     assert done == ["written"]
 
 

@@ -17,18 +17,18 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.errors import SpecError, StorageError
-from larvastudy.execution import run_batch
 from larvastudy.export import build_par_df
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SCRIPT = """
 import sys
 from larvastudy.errors import SpecError, StorageError
-from larvastudy.execution import run_batch
-from larvastudy.spec.batch import batch_from_kwargs
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import batch_from_kwargs
 run_batch(batch_from_kwargs(**{sweep!r}), storage=sys.argv[1], n_jobs=2, chunk_size=CHUNK)
 """
 #: Simulations per claim: small, so that kills land between many recorded claims (automatic claims

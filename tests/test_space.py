@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import Batch, batch_from_kwargs, load_batch
+from larvastudy.definition.space import Space
 from larvastudy.errors import SpecError
-from larvastudy.execution import run_batch
 from larvastudy.export import export_study
 from larvastudy.inspect.report import write_report
 from larvastudy.inspect.sensitivity import importances
-from larvastudy.spec.batch import Batch, batch_from_kwargs, load_batch
-from larvastudy.spec.space import Space
 from larvastudy.study import load_study, open_storage, storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -137,7 +137,7 @@ def test_suggested_points_are_points_of_the_space(sampler):
     space = Space.from_sample({**NESTED, "crawler.freq": {"range": [0.5, 2.0], "log": True},
                                "crawler.stride_dst_mean": {"values": [0.2, 0.3], "zip": "Npoints"}})
     study = optuna.create_study(sampler=sampler)
-    grid_part = {k: v for k, v in NESTED.items()}
+    grid_part = dict(NESTED)
     grid_points = Space.from_sample({**grid_part, "crawler.stride_dst_mean": {"values": [0.2, 0.3],
                                                                              "zip": "Npoints"}}).points()
     for _ in range(30):

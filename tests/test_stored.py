@@ -4,7 +4,7 @@ loudly where an Optuna upgrade changes the tables)."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timezone
+from datetime import UTC
 
 import optuna
 import pytest
@@ -37,9 +37,9 @@ def test_read_study_matches_optuna(tmp_path, direction):
     assert stored.counts == dict(Counter(t.state.name for t in trials))
     assert stored.best.number == study.best_trial.number and stored.best.value == study.best_value
     assert stored.best.user_attrs == study.best_trial.user_attrs
-    utc = [t.datetime_start.astimezone(timezone.utc).replace(tzinfo=None) for t in complete]
+    utc = [t.datetime_start.astimezone(UTC).replace(tzinfo=None) for t in complete]
     assert stored.first_start == min(utc)
-    assert stored.last_complete == max(t.datetime_complete.astimezone(timezone.utc).replace(tzinfo=None)
+    assert stored.last_complete == max(t.datetime_complete.astimezone(UTC).replace(tzinfo=None)
                                        for t in complete)
     assert read_study(open_engine(url), "s").best is None  # only read when asked
 

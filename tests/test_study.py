@@ -17,11 +17,20 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
+from larvastudy.api import run_batch
+from larvastudy.definition.batch import REPLICATE, batch_from_kwargs
 from larvastudy.errors import ConflictError, SpecError, StorageError
-from larvastudy.execution import run_batch
-from larvastudy.spec.batch import REPLICATE, batch_from_kwargs
-from larvastudy.study import (Outcome, Task, TrialFactory, add_trials, grid_ids, grid_sampler, load_study,
-                              open_storage, open_study, search_space, storage_url)
+from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
+from larvastudy.study import (
+    add_trials,
+    grid_ids,
+    grid_sampler,
+    load_study,
+    open_storage,
+    open_study,
+    search_space,
+    storage_url,
+)
 from larvastudy.study.records import trials_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -38,7 +47,8 @@ def small_batch(**changes):
 @given(axes=st.lists(st.sampled_from(sorted(AXES)), unique=True, max_size=3),
        sizes=st.lists(st.integers(1, 3), min_size=3, max_size=3), nsims=st.integers(1, 3), seed=st.integers(0, 99))
 def test_grid_ids_are_gridsamplers(axes, sizes, nsims, seed):
-    batch = small_batch(sample={a: AXES[a][:n] for a, n in zip(axes, sizes)}, Nsims=nsims, seed=seed)
+    sample = {a: AXES[a][:n] for a, n in zip(axes, sizes, strict=False)}  # axes: 0 to 3
+    batch = small_batch(sample=sample, Nsims=nsims, seed=seed)
     study = optuna.create_study(sampler=grid_sampler(batch))
     study.optimize(lambda t: [t.suggest_categorical(k, v) for k, v in search_space(batch).items()] and 0.0,
                    n_trials=batch.grid_size)
@@ -49,11 +59,11 @@ def test_grid_ids_are_gridsamplers(axes, sizes, nsims, seed):
             assert by_id[ids[i, r]] == {**point, REPLICATE: r}
 
 
-def outcome(point: int, replicate: int, error: str | None = None) -> Outcome:
+def outcome(point: int, replicate: int, error: str | None = None) -> Outcome[SweepTask]:
     start = datetime.datetime(2025, 1, 2, 3, 4, 5)
     metrics = {"PI": 0.25 * point, "PI_std": 0.5, "v_mu": float("nan")}
-    return Outcome(Task(point, replicate, 1000 + point), metrics, None if error else 0.25 * point, error,
-                   start, start + datetime.timedelta(seconds=2))
+    task = SweepTask(grid_point=point, replicate=replicate, seed=1000 + point)
+    return Outcome(task, metrics, None if error else 0.25 * point, error, start, start + datetime.timedelta(seconds=2))
 
 
 def test_bulk_writer_reads_back_like_add_trial(tmp_path):
@@ -102,7 +112,7 @@ def test_open_study_refuses_a_changed_definition(tmp_path):
 def test_studies_not_made_by_larvastudy(tmp_path):
     rdb = open_storage(storage_url(tmp_path / "s.db"))
     optuna.create_study(study_name="foreign", storage=rdb).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
-    with pytest.raises(SpecError, match="'foreign' .* was not made by larvastudy"):
+    with pytest.raises(SpecError, match=r"'foreign' .* was not made by larvastudy"):
         open_study(small_batch(), rdb, "foreign")
     batch = small_batch()
     other = "minimize" if batch.direction == "maximize" else "maximize"
@@ -113,7 +123,7 @@ def test_studies_not_made_by_larvastudy(tmp_path):
     assert open_study(batch, rdb, "empty").user_attrs["batch"]["name"] == "small"
     optuna.create_study(study_name="own-attr", storage=rdb).set_user_attr("batch", "my batch")
     for use in (lambda: open_study(batch, rdb, "own-attr"), lambda: load_study(rdb, "own-attr")):
-        with pytest.raises(SpecError, match="'own-attr' .* not made by larvastudy .*'batch' is not a Batch"):
+        with pytest.raises(SpecError, match=r"'own-attr' .* not made by larvastudy .*'batch' is not a Batch"):
             use()
     with pytest.raises(SpecError, match="no larvastudy study 'missing'"):
         load_study(rdb, "missing")
@@ -165,7 +175,8 @@ def test_trials_table_reads_what_get_trials_gives(tmp_path):
         params={"model": "forager_x2", "n": 3, "x": 0.25}, distributions=dists, value=1.0,
         user_attrs={"seed": 2**62 + 1, "PI": float("nan"), "tags": ["a", 1], "nested": {"k": None}}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"model": None, "n": 9},
-                                              distributions=only("model", "n"), user_attrs={"error": "ValueError: boom"}))
+                                              distributions=only("model", "n"),
+                                              user_attrs={"error": "ValueError: boom"}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))  # no params, no attributes
     study.add_trial(optuna.trial.create_trial(params={"model": 3}, distributions=only("model"),
                                               value=2.0))
@@ -176,17 +187,18 @@ def test_trials_table_reads_what_get_trials_gives(tmp_path):
     table = trials_table(study)
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.FAIL))
     assert len(table) == len(trials) == 6 and table["number"].tolist() == [t.number for t in trials]
-    for row, trial in zip(table.to_dict("records"), trials):
+    for row, trial in zip(table.to_dict("records"), trials, strict=True):
         assert row["state"] == trial.state.name
         for field in ("datetime_start", "datetime_complete"):  # naive UTC, FrozenTrial's naive local time
             local = getattr(trial, field)
-            utc = local.astimezone(datetime.timezone.utc).replace(tzinfo=None) if local else None
+            utc = local.astimezone(datetime.UTC).replace(tzinfo=None) if local else None
             assert (row[field].to_pydatetime() if pd.notna(row[field]) else None) == utc
         for prefix, stored in (("params_", trial.params), ("user_attrs_", trial.user_attrs)):
             read = {k[len(prefix):]: v for k, v in row.items()
                     if k.startswith(prefix) and not (isinstance(v, float) and math.isnan(v))}
             expected = {k: v for k, v in stored.items() if not (isinstance(v, float) and math.isnan(v))}
-            assert read == expected and {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in expected.items()}
+            assert read == expected
+            assert {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in expected.items()}
     assert table.loc[0, "user_attrs_seed"] == 2**62 + 1  # not rounded through a float
     assert table.loc[0, "params_model"] == "forager_x2" and table.loc[1, "params_model"] is None
     memory = optuna.create_study()  # not RDB: read through get_trials, the same table (trials renumbered)

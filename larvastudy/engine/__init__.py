@@ -18,7 +18,7 @@ from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.metrics import available_metrics, canonical
 from larvastudy.engine.setup import compile_sim
 
-__all__ = ["SimResult", "simulate", "simulate_many", "available_metrics", "canonical"]
+__all__ = ["SimResult", "available_metrics", "canonical", "simulate", "simulate_many"]
 
 #: Larvae stepped together at most; larger job lists are split into several batches.
 MAX_BATCH_LARVAE = 20_000

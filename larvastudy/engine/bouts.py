@@ -6,7 +6,8 @@ normalised into a pmf over ``k``: stride chains use Δ = 1 stride, pauses Δ = d
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

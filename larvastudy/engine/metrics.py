@@ -8,7 +8,8 @@ mean is larvaworld's PI (not rounded to 3 decimals here). :data:`UNITS` gives ev
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

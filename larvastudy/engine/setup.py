@@ -8,14 +8,16 @@ a pure function of (config, seed) whether it runs alone or inside a batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
-from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS, NeuralParams, WARMUP_FLIPS, warmup_trajectory
+from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
+from larvastudy.engine.turner import WARMUP_FLIPS, NeuralParams, warmup_trajectory
 from larvastudy.errors import SpecError
 from larvastudy.machine import gigabytes, physical_memory
 

@@ -19,7 +19,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,22 +29,25 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
+from larvastudy.definition.batch import Batch
+from larvastudy.definition.objective import distance, target_errors
+from larvastudy.definition.space import is_int, is_number
 from larvastudy.errors import SpecError
 from larvastudy.execution.heartbeat import Heartbeat
+from larvastudy.execution.interrupted import RunInterrupted
 from larvastudy.execution.plan import ProgressCallback, trial_seed
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
+from larvastudy.execution.tasks import FitTask, Outcome, Task
 from larvastudy.execution.worker import Simulate
-from larvastudy.spec.batch import Batch
-from larvastudy.spec.objective import distance, target_errors
-from larvastudy.study import Outcome, Task, add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
+from larvastudy.study import add_trials, display_url, load_study, open_storage, setup_lock
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study
 from larvastudy.study.fitleases import FitLeases
 from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
-from larvastudy.study import optuna_internals as internals
 
 #: Optuna sampler factories ``(seed, n_trials) -> sampler`` by the name ``--sampler`` takes.
-_SAMPLERS = {
+_SAMPLERS: dict[str, Callable[[int, int], BaseSampler]] = {
     "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda seed, n: optuna.samplers.TPESampler(seed=seed, constant_liar=True,
                                                       n_startup_trials=min(10, max(1, n // 4))),
@@ -93,8 +96,8 @@ class FitSummary:
             best = f"; best {shown} at {params}"
         copied = f", {self.copied} copied by the warm start" if self.copied else ""
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials ({self.ran} by this process){copied}{failed}, "
-                f"{self.stopped} ({self.elapsed:.1f} s){best}")
+        return (f"{where} ({self.sampler}): {self.complete}/{self.total} trials ({self.ran} by this process)"
+                f"{copied}{failed}, {self.stopped} ({self.elapsed:.1f} s){best}")
 
 
 def _fmt(value: Any) -> str:
@@ -114,7 +117,7 @@ def trial_budget(batch: Batch, sampler: str, n_trials: int | None) -> int:
     if budget is None:
         raise SpecError(f"sampler {sampler!r} needs a number of trials: --n-trials N (n_trials=N), "
                         "or max_Nsims in [optimization]")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    if not is_int(budget) or budget < 1:
         raise SpecError(f"n_trials must be a whole number >= 1, got {budget!r}")
     return budget
 
@@ -123,7 +126,7 @@ def check_threshold(threshold: object) -> float | None:
     """``threshold`` if it is None or a finite number, else a SpecError."""
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+    if not is_number(threshold) or not math.isfinite(threshold):
         raise SpecError(f"threshold must be a finite number, got {threshold!r}")
     return float(threshold)
 
@@ -161,7 +164,8 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
         study = open_fit_study(batch, rdb, study_name, make_sampler(sampler, batch.seed, budget), multi)
         leases = FitLeases(rdb, internals.study_id(study), grace)
         leases.prepare()
-        copied = _warm_start(study, batch, rdb, warm_start, source, multi) if warm_start else 0
+        copied = 0 if warm_start is None or source is None else _warm_start(study, batch, rdb, warm_start, source,
+                                                                             multi)
         runs = study.user_attrs.get(FIT_RUN_ATTR, {}).get("runs", 0)
         study.set_user_attr(FIT_RUN_ATTR, {"sampler": sampler, "n_trials": budget, "threshold": threshold,
                                            "rule": stop_rule(batch, budget, threshold, multi), "runs": runs + 1})
@@ -169,14 +173,15 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     run = _Fit(study, leases, batch, sampler, budget, threshold, multi, progress, copied, display_url(storage))
     if run.stopped():
         return run.summary()
-    with WorkerPool(batch, n_workers, simulate) as pool, stop_on_signals(), Heartbeat(leases.renew, grace / 4):
+    with WorkerPool[FitTask](batch, n_workers, simulate) as pool, stop_on_signals(), Heartbeat(leases.renew, grace / 4):
         try:
             while pool.alive:
                 for outcomes in pool.run(run.ask):
                     run.tell(outcomes)
                 if run.stopped():
                     break
-                time.sleep(WAIT)  # the rest of the budget is leased by other processes: wait for them to finish or vanish
+                # the rest of the budget is leased by other processes: wait for them to finish or vanish
+                time.sleep(WAIT)
         except KeyboardInterrupt as stop:
             pool.terminate()
             run.interrupt()
@@ -184,17 +189,12 @@ def fit_batch(batch: Batch, *, sampler: str, n_trials: int | None = None, storag
     return run.summary()
 
 
-class FitInterrupted(KeyboardInterrupt):
+class FitInterrupted(RunInterrupted):
     """Ctrl-C, SIGTERM or SIGHUP stopped the fit; finished trials are stored, those in flight are given back
     (WAITING, run first next time), and running it again continues it."""
 
-    def __init__(self, summary: FitSummary, signum: int):
-        #: What is stored, without the advice to rerun.
-        self.stored = (f"interrupted: {summary.complete}/{summary.total} trials of study {summary.study_name!r} "
-                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it "
-                       "had started are given back)")
-        super().__init__(f"{self.stored}; run the same fit again to continue")
-        self.summary, self.signum = summary, signum
+    released_as = "are given back"
+    again = "run the same fit again to continue"
 
 
 class _Fit:
@@ -217,7 +217,7 @@ class _Fit:
         own trials failed as the budget."""
         return self._complete >= self.budget or self._failed >= self.budget or self._reached()
 
-    def ask(self) -> list[Task]:
+    def ask(self) -> list[FitTask]:
         """The next point's replicate simulations, or none while the budget is spent or leased."""
         if self._failed >= self.budget or self._reached():
             return []
@@ -232,7 +232,7 @@ class _Fit:
             self._running[trial.number] = trial
             point = self.batch.space.suggest(trial)
             first = self.batch.Nsims * self._earlier(trial.number, trial.params)
-        return [Task(trial.number, r, trial_seed(self.batch, point, r), params=point)
+        return [FitTask(trial_number=trial.number, replicate=r, seed=trial_seed(self.batch, point, r), params=point)
                 for r in range(first, first + self.batch.Nsims)]
 
     def _earlier(self, number: int, params: dict[str, Any]) -> int:
@@ -241,21 +241,22 @@ class _Fit:
         (two processes suggesting one new point at the same moment can still share them)."""
         return sum(t.number < number and t.params == params for t in self.study.get_trials(deepcopy=False))
 
-    def tell(self, outcomes: Sequence[Outcome]) -> None:
+    def tell(self, outcomes: Sequence[Outcome[FitTask]]) -> None:
         """Store one point's replicates and its objective (FAIL with the first error if any failed), if this
         process still holds the trial (else another process is running that point again)."""
         with uninterrupted():
             self._tell(outcomes)
         self._report()
 
-    def _tell(self, outcomes: Sequence[Outcome]) -> None:
-        trial = self._running.pop(outcomes[0].task.point)
+    def _tell(self, outcomes: Sequence[Outcome[FitTask]]) -> None:
+        trial = self._running.pop(outcomes[0].task.trial_number)
         errors = [o.error for o in outcomes if o.error is not None]
         attrs = {**replicate_attrs(self.batch, outcomes), "point": dict(outcomes[0].task.params)}
         values = None if errors else point_values(self.batch, outcomes, self.multi)
         if errors:
             attrs["error"] = errors[0]
-        if self.leases.finish(internals.trial_id(trial), TrialState.FAIL if errors else TrialState.COMPLETE, values, attrs):
+        state = TrialState.FAIL if errors else TrialState.COMPLETE
+        if self.leases.finish(internals.trial_id(trial), state, values, attrs):
             self._failed += bool(errors)
             self._ran += not errors
         self._complete = self.leases.counts()[0]
@@ -288,20 +289,20 @@ class _Fit:
         """Whether a COMPLETE trial of the study (any process's) reached the threshold."""
         if self.threshold is None:
             return False
-        return any(self._meets_threshold(t.values)
+        return any(self._meets(t.values, self.threshold)
                    for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    def _meets_threshold(self, values: Sequence[float]) -> bool:
+    def _meets(self, values: Sequence[float], threshold: float) -> bool:
         if self.batch.direction == "maximize" and not self.multi:
-            return values[0] >= self.threshold
-        return all(v <= self.threshold for v in values)
+            return values[0] >= threshold
+        return all(v <= threshold for v in values)
 
     def _report(self) -> None:
         if self._progress is not None:
             self._progress(self._complete, self._failed, self.budget, time.monotonic() - self._start)
 
 
-def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list[float]:
+def point_values(batch: Batch, outcomes: Sequence[Outcome[Any]], multi: bool) -> list[float]:
     """A point's objective value(s) from its replicates: the mean of their objectives, or the distance of
     their mean metrics to the targets (one error per target when ``multi``)."""
     if not batch.targets:
@@ -310,7 +311,7 @@ def point_values(batch: Batch, outcomes: Sequence[Outcome], multi: bool) -> list
     return target_errors(batch.targets, means) if multi else [distance(batch.targets, means)]
 
 
-def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+def replicate_attrs(batch: Batch, outcomes: Sequence[Outcome[Any]]) -> dict[str, Any]:
     """A point trial's user attributes: each metric's mean over replicates (and of ``<metric>_std``), and
     every replicate's seed, objective and metrics under ``replicates``."""
     ok = [o for o in outcomes if o.error is None]
@@ -346,9 +347,7 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
         params = {k: v for k, v in point.items() if k in dists}  # zipped partners are not suggested
         if not set(point) <= set(batch.parameters()) or not all(_inside(dists[k], v) for k, v in params.items()):
             continue  # outside the fit's space
-        outcomes = [Outcome(Task(0, t.params["replicate"], t.user_attrs["seed"]),
-                            {c: t.user_attrs[c] for c in columns if c in t.user_attrs}, t.value, None,
-                            t.datetime_start, t.datetime_complete) for t in replicates]
+        outcomes = [_recorded(t, columns) for t in replicates]
         attrs = {**replicate_attrs(batch, outcomes), "point": point,
                  COPIED_FROM: f"{name}#" + ",".join(str(t.number) for t in replicates)}
         copies.append(optuna.trial.create_trial(
@@ -360,8 +359,20 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
     return len(copies)
 
 
+def _recorded(trial: FrozenTrial, columns: list[str]) -> Outcome[Task]:
+    """The outcome a grid study's COMPLETE trial (one simulation) recorded: its metrics among ``columns``."""
+    started, finished = trial.datetime_start, trial.datetime_complete
+    if started is None or finished is None:  # Optuna sets both on every finished trial
+        raise ValueError(f"trial {trial.number} is finished without a start and an end time")
+    return Outcome(Task(replicate=trial.params["replicate"], seed=trial.user_attrs["seed"]),
+                   {c: trial.user_attrs[c] for c in columns if c in trial.user_attrs}, trial.value, None,
+                   started, finished)
+
+
 def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
     """Whether ``value`` lies in ``dist`` (a grid value in the fit's range or among its choices)."""
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return value in dist.choices
-    return dist.low <= value <= dist.high
+    if isinstance(dist, (optuna.distributions.IntDistribution, optuna.distributions.FloatDistribution)):
+        return bool(dist.low <= value <= dist.high)
+    return False

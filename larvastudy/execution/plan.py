@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from larvastudy.spec import paths
-from larvastudy.spec.batch import Batch
-from larvastudy.study.records import Outcome, Task
+from larvastudy.definition import paths
+from larvastudy.definition.batch import Batch
+from larvastudy.execution.tasks import Outcome, SweepTask
 
 #: ``progress(done, failed, total, elapsed)``: simulations (grid sweeps) or trials (fits) complete,
 #: earlier runs included; failed in this run; in the sweep or trial budget; seconds since the run started.
@@ -43,9 +43,9 @@ def trial_seed(batch: Batch, point: Mapping[str, Any], replicate: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:6], "big")
 
 
-def all_tasks(batch: Batch) -> list[Task]:
+def all_tasks(batch: Batch) -> list[SweepTask]:
     """Every (grid point, replicate) in grid order: task ``i`` is point ``i // Nsims``, replicate ``i % Nsims``."""
-    return [Task(i, r, trial_seed(batch, point, r), params=point)
+    return [SweepTask(grid_point=i, replicate=r, seed=trial_seed(batch, point, r), params=point)
             for i, point in enumerate(batch.points()) for r in range(batch.Nsims)]
 
 
@@ -117,7 +117,7 @@ class ClaimSizer:
             self._seconds_per_step += _LEARNING_RATE * (seconds / work - self._seconds_per_step)
 
 
-def chunk_seconds(outcomes: Sequence[Outcome]) -> float:
+def chunk_seconds(outcomes: Sequence[Outcome[Any]]) -> float:
     """Wall time of the engine call that produced ``outcomes``, from its first start to its last end."""
     start = min(o.started for o in outcomes)
     return (max(o.finished for o in outcomes) - start).total_seconds()

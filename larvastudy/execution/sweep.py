@@ -21,27 +21,35 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from optuna.storages import RDBStorage
 
+from larvastudy.definition.batch import Batch
+from larvastudy.definition.space import is_int, is_number
 from larvastudy.engine import simulate_many
 from larvastudy.errors import SpecError
-from larvastudy.execution.adaptive import FitSummary, fit_batch
+from larvastudy.execution.claimbook import ClaimBook
 from larvastudy.execution.heartbeat import Heartbeat
+from larvastudy.execution.interrupted import RunInterrupted
 from larvastudy.execution.plan import ClaimSizer, ProgressCallback, all_tasks, chunk_seconds, point_costs
 from larvastudy.execution.pool import WorkerPool
-from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
+from larvastudy.execution.tasks import Outcome, SweepTask
 from larvastudy.execution.worker import Simulate
-from larvastudy.spec.batch import Batch
-from larvastudy.study import (Outcome, Task, completed, display_url, load_study, open_storage, open_study,
-                              setup_lock, storage_url)
-from larvastudy.study.study import stored_batch
-from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE, ClaimBook
-from larvastudy.study.delete import replace_study
-from larvastudy.study.study import FIT_RUN_ATTR
+from larvastudy.signals import check_stop, forget_stop, stop_on_signals, stop_signal, uninterrupted
+from larvastudy.study import (
+    completed,
+    display_url,
+    open_storage,
+    open_study,
+    setup_lock,
+    storage_url,
+)
 from larvastudy.study import optuna_internals as internals
+from larvastudy.study.claims import DONE, PENDING, RUNNING, STALE
+from larvastudy.study.delete import replace_study
+from larvastudy.study.study import stored_batch
 
 #: Seconds a claim stays leased without a heartbeat: how long a dead machine's simulations wait to be rerun.
 GRACE = 60.0
@@ -84,17 +92,12 @@ class SweepSummary:
         return f"{where}: {self.complete}/{self.total} simulations complete{failed} ({self.elapsed:.1f} s)"
 
 
-class SweepInterrupted(KeyboardInterrupt):
+class SweepInterrupted(RunInterrupted):
     """Ctrl-C, SIGTERM or SIGHUP (``signum``) stopped the sweep; finished simulations are stored, the rest are
     pending, and running the sweep again resumes it."""
 
-    def __init__(self, summary: SweepSummary, signum: int):
-        #: What is stored and what is pending again, without the advice to rerun.
-        self.stored = (f"interrupted: {summary.complete}/{summary.total} simulations of study {summary.study_name!r} "
-                       f"are stored in {summary.storage_url} ({summary.ran} by this run; {summary.released} it had "
-                       "started are pending again)")
-        super().__init__(f"{self.stored}; run the same sweep again to resume")
-        self.summary, self.signum = summary, signum
+    released_as = "are pending again"
+    again = "run the same sweep again to resume"
 
 
 def worker_count(n_jobs: int) -> int:
@@ -108,53 +111,33 @@ def worker_count(n_jobs: int) -> int:
 
 def check_grace(grace: object) -> float:
     """``grace`` if it is a number of seconds from :data:`MIN_GRACE` to :data:`MAX_GRACE`, else a SpecError."""
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not MIN_GRACE <= grace <= MAX_GRACE:
+    if not is_number(grace) or not MIN_GRACE <= grace <= MAX_GRACE:
         raise SpecError(f"grace must be a number of seconds from {MIN_GRACE:g} to {MAX_GRACE:g} (leases are renewed "
                         f"every grace/4 s), got {grace!r}")
     return float(grace)
 
 
 def _positive_int(value: object, minimum: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return is_int(value) and value >= minimum
 
 
-def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
-              progress: ProgressCallback | None = None, allow_large: bool = False,
-              chunk_size: int | None = None, retries: int = 0, grace: float = GRACE, sampler: str = "grid",
-              n_trials: int | None = None, warm_start: str | None = None, threshold: float | None = None,
-              replace: bool = False,
-              simulate: Simulate = simulate_many) -> SweepSummary | FitSummary:
-    """Run (or resume, or join) the sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
+def sweep_batch(batch: Batch, *, storage: str | None = None, study_name: str | None = None, n_jobs: int = 1,
+                progress: ProgressCallback | None = None, allow_large: bool = False, chunk_size: int | None = None,
+                retries: int = 0, grace: float = GRACE, replace: bool = False,
+                simulate: Simulate = simulate_many) -> SweepSummary:
+    """Run (or resume, or join) the grid sweep of ``batch`` in study ``study_name`` (default ``batch.name``).
 
     ``storage``: an Optuna RDB URL or SQLite path (default: see :func:`larvastudy.study.storage_url`).
     ``chunk_size``: simulations per claim and engine call (default: automatic). ``retries``: reruns of
     a failing simulation; ``grace``: lease seconds (see the module). An existing study with fewer replicates
     than ``batch.Nsims`` is extended, one with more runs only its first ``batch.Nsims`` (see
-    :func:`~larvastudy.study.open_study`). ``simulate``: the engine (a no-op
-    in benchmarks). Raises :class:`SpecError` before touching storage for a too-large grid or a bad
-    option, and :class:`SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
-
-    ``sampler`` other than ``"grid"`` (one of :data:`~larvastudy.execution.adaptive.ADAPTIVE_SAMPLERS`)
-    makes it an adaptive fit of ``n_trials`` points instead, in study ``<batch.name>-<sampler>`` by
-    default, optionally warm-started from the grid study ``warm_start`` and stopped early at ``threshold``;
-    it returns a
-    :class:`~larvastudy.execution.adaptive.FitSummary` (see :mod:`larvastudy.execution.adaptive`).
-
-    ``replace``: first delete the stored study of that name, if any, and everything of it (see
-    :func:`larvastudy.study.delete_study`), so the sweep starts from scratch.
+    :func:`~larvastudy.study.open_study`). ``simulate``: the engine (a no-op in benchmarks). ``replace``:
+    first delete the stored study of that name, if any, and everything of it (see
+    :func:`larvastudy.study.delete_study`), so the sweep starts from scratch. Raises :class:`SpecError`
+    before touching storage for a too-large grid or a bad option, and :class:`SweepInterrupted` on Ctrl-C,
+    SIGTERM or SIGHUP. (:func:`larvastudy.api.run_batch` chooses between this and a fit.)
     """
     n_workers = worker_count(n_jobs)
-    if sampler != "grid":
-        if chunk_size is not None or retries:
-            raise SpecError("chunk_size and retries apply to grid sweeps; an adaptive fit runs each point's "
-                            "replicates in one engine call and records a failure as a FAIL trial")
-        return fit_batch(batch, sampler=sampler, n_trials=n_trials, storage=storage_url(storage),
-                         study_name=study_name or f"{batch.name}-{sampler}", n_workers=n_workers,
-                         progress=progress, warm_start=warm_start, threshold=threshold, grace=check_grace(grace),
-                         replace=replace, simulate=simulate)
-    if n_trials is not None or warm_start is not None or threshold is not None:
-        raise SpecError("n_trials, threshold and warm_start need an adaptive sampler (e.g. --sampler tpe); "
-                        "a grid sweep runs its whole grid")
     batch.check_size(allow_large)
     if chunk_size is not None and not _positive_int(chunk_size):
         raise SpecError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
@@ -170,8 +153,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
         study = open_study(batch, rdb, name)
         held = stored_batch(study.user_attrs, name, url)  # more replicates than batch if it asks for fewer
         costs = point_costs(held)
-        book = ClaimBook(rdb, internals.study_id(study), held, all_tasks(held), grace=grace, retries=retries, costs=costs,
-                         replicates=batch.Nsims)
+        book = ClaimBook(rdb, internals.study_id(study), held, all_tasks(held), grace=grace, retries=retries,
+                         costs=costs, replicates=batch.Nsims)
         book.prepare(lambda: completed(study), fresh)
     counts = book.counts()
     run = _Run(name, display_url(url), counts[DONE], batch.grid_size, progress)
@@ -181,7 +164,8 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     run.report()
     sizer = ClaimSizer(n_workers, left * float(costs.mean()), chunk_size)
     workers = min(n_workers, left if chunk_size is None else math.ceil(left / chunk_size))
-    with WorkerPool(held, workers, simulate) as pool, stop_on_signals(), Heartbeat(book.renew, grace / 4):
+    with (WorkerPool[SweepTask](held, workers, simulate) as pool, stop_on_signals(),
+          Heartbeat(book.renew, grace / 4)):
         try:
             while pool.alive:
                 for outcomes in pool.run(lambda: _claim(book, sizer, costs)):
@@ -201,24 +185,24 @@ def run_batch(batch: Batch, *, storage: str | None = None, study_name: str | Non
     return run.summary()
 
 
-def _claim(book: ClaimBook, sizer: ClaimSizer, costs: np.ndarray) -> list[Task]:
+def _claim(book: ClaimBook, sizer: ClaimSizer, costs: np.ndarray) -> list[SweepTask]:
     """The next claim, as much work as ``sizer`` says (taken whole before a signal is acted on)."""
     with uninterrupted():
         tasks = book.claim(sizer.chunk_size or MAX_CLAIM, sizer.work())
     if tasks:
-        sizer.claimed(_key(tasks[0]), float(sum(costs[t.point] for t in tasks)))
+        sizer.claimed(_key(tasks[0]), float(sum(costs[t.grid_point] for t in tasks)))
     return tasks
 
 
-def _finished(sizer: ClaimSizer, outcomes: list[Outcome]) -> None:
+def _finished(sizer: ClaimSizer, outcomes: list[Outcome[SweepTask]]) -> None:
     """Tell ``sizer`` a chunk ended, and how long it took if it ran without errors."""
     ok = all(o.error is None for o in outcomes)
     sizer.finished(_key(outcomes[0].task), chunk_seconds(outcomes) if ok else None)
 
 
-def _key(task: Task) -> tuple[int, int, int]:
+def _key(task: SweepTask) -> tuple[int, int, int]:
     """A claim's name for :class:`ClaimSizer`: its first simulation's try (a run claims each try once)."""
-    return task.point, task.replicate, task.attempt
+    return task.grid_point, task.replicate, task.attempt
 
 
 def _exists(rdb: RDBStorage, name: str) -> bool:
@@ -229,21 +213,6 @@ def _exists(rdb: RDBStorage, name: str) -> bool:
     return True
 
 
-def join_sweep(study_name: str, storage: str | None = None, **options: Any) -> SweepSummary | FitSummary:
-    """Work on an existing study made by :func:`run_batch`, whose stored definition says what to run: a
-    grid sweep, or a fit by its latest run's sampler, budget and threshold.
-
-    ``options``: those of :func:`run_batch` (``n_jobs``, ``progress``, ``retries``, ``grace``, ...). If another run
-    gives the study more replicates meanwhile, it stops (:class:`~larvastudy.study.claims.Renumbered`): start it again.
-    """
-    url = storage_url(storage)
-    study, batch = load_study(open_storage(url, create=False), study_name)
-    fit = study.user_attrs.get(FIT_RUN_ATTR)
-    if fit is not None:
-        options = {**options, "sampler": fit["sampler"], "n_trials": fit["n_trials"], "threshold": fit["threshold"]}
-    return run_batch(batch, storage=url, study_name=study_name, allow_large=True, **options)
-
-
 class _Run:
     """Counts and reports one run's progress."""
 
@@ -252,7 +221,7 @@ class _Run:
         self._total, self._complete, self._failed, self._ran, self._released = total, complete, 0, 0, 0
         self._start = time.monotonic()
 
-    def stop(self, pool: WorkerPool, book: ClaimBook) -> None:
+    def stop(self, pool: WorkerPool[SweepTask], book: ClaimBook) -> None:
         """Store what the workers finish within :data:`STOP_WAIT` seconds and give back the rest (at once on
         a second Ctrl-C; whatever else goes wrong meanwhile, e.g. a progress line to a terminal that hung up)."""
         try:
@@ -264,7 +233,7 @@ class _Run:
             with uninterrupted():
                 self._released = book.release()
 
-    def record(self, book: ClaimBook, outcomes: list[Outcome]) -> None:
+    def record(self, book: ClaimBook, outcomes: list[Outcome[SweepTask]]) -> None:
         """Store ``outcomes`` (a signal waits until the transaction is over: one cut short could leave the
         SQLite write lock held by this process's own idle connection) and report progress."""
         with uninterrupted():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
+import json
 import math
 import os
 import queue
@@ -14,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition.batch import Batch, Optimization
+from larvastudy.definition.objective import distance
 from larvastudy.engine import SimResult
 from larvastudy.execution.plan import simulation_cost
+from larvastudy.execution.tasks import Outcome, Task, TaskT
 from larvastudy.signals import STOP_SIGNALS
-from larvastudy.spec.batch import Batch, Optimization
-from larvastudy.spec.objective import distance
-from larvastudy.study.records import Outcome, Task
 
 #: The engine seam: ``simulate(jobs)`` runs ``(config, seed)`` jobs and returns their results in order.
 #: The default is :func:`larvastudy.engine.simulate_many`; benchmarks pass a no-op. It must be picklable
@@ -43,7 +45,7 @@ def objective(batch: Batch, result: SimResult) -> float:
     return float(np.std(values) if opt.operator == "std" else np.mean(values))
 
 
-def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outcome]:
+def run_chunk(batch: Batch, tasks: Sequence[TaskT], simulate: Simulate) -> list[Outcome[TaskT]]:
     """Simulate ``tasks`` together; if that raises, one by one, so an error fails only its own trial.
 
     The simulations of one engine call run together, so each is given its share of the call's wall
@@ -51,16 +53,25 @@ def run_chunk(batch: Batch, tasks: list[Task], simulate: Simulate) -> list[Outco
     """
     started = datetime.now()
     try:
-        points = {t.point: t.params for t in tasks}
-        configs = {point: batch.config(params) for point, params in points.items()}
-        results = simulate([(configs[t.point], t.seed) for t in tasks])
+        configs = _configs(batch, tasks)
+        results = simulate([(config, t.seed) for config, t in zip(configs, tasks, strict=True)])
     except Exception as exc:  # any engine error becomes the trial's recorded error
         if len(tasks) > 1:
             return [outcome for task in tasks for outcome in run_chunk(batch, [task], simulate)]
         return [Outcome(tasks[0], {}, None, f"{type(exc).__name__}: {exc}", started, datetime.now())]
-    edges = _shares(started, datetime.now(), [simulation_cost(configs[t.point]) for t in tasks])
+    edges = _shares(started, datetime.now(), [simulation_cost(config) for config in configs])
     return [_outcome(batch, task, result, start, end)
-            for task, result, start, end in zip(tasks, results, edges, edges[1:])]
+            for task, result, (start, end) in zip(tasks, results, itertools.pairwise(edges), strict=True)]
+
+
+def _configs(batch: Batch, tasks: Sequence[Task]) -> list[Mapping[str, Any]]:
+    """Each task's resolved tree, built once per point (a point's replicates share its parameter values)."""
+    keys = [json.dumps(dict(task.params), sort_keys=True, default=repr) for task in tasks]
+    trees: dict[str, Mapping[str, Any]] = {}
+    for key, task in zip(keys, tasks, strict=True):
+        if key not in trees:
+            trees[key] = batch.config(task.params)
+    return [trees[key] for key in keys]
 
 
 def _shares(started: datetime, finished: datetime, costs: list[float]) -> list[datetime]:
@@ -70,7 +81,7 @@ def _shares(started: datetime, finished: datetime, costs: list[float]) -> list[d
     return [started + span * float(f) for f in fractions[:-1]] + [finished]
 
 
-def _outcome(batch: Batch, task: Task, result: SimResult, started: datetime, finished: datetime) -> Outcome:
+def _outcome(batch: Batch, task: TaskT, result: SimResult, started: datetime, finished: datetime) -> Outcome[TaskT]:
     if result.error is not None:
         return Outcome(task, {}, None, result.error, started, finished)
     value = objective(batch, result)

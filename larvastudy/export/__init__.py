@@ -4,4 +4,4 @@ from larvastudy.export.figures import make_figures
 from larvastudy.export.par_df import build_par_df, summary_df
 from larvastudy.export.store import Exported, export_study
 
-__all__ = ["build_par_df", "summary_df", "make_figures", "export_study", "Exported"]
+__all__ = ["Exported", "build_par_df", "export_study", "make_figures", "summary_df"]

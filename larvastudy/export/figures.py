@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import color_sequences, colormaps
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.colors import Normalize
@@ -40,7 +40,7 @@ MAX_CELL_LABELS = 15
 MAX_TICKS = 15
 THINNED_TICKS = 9
 #: The most groups a box plot tells apart by colour; an axis with more is pooled.
-MAX_GROUPS = len(colormaps["tab10"].colors)
+MAX_GROUPS = len(color_sequences["tab10"])
 #: The box plot group of runs without a value for an axis (e.g. one nested under another model).
 MISSING = "none"
 _FIGSIZE = (6.4, 4.4)
@@ -111,7 +111,7 @@ def _is_categorical(values: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
 
 
-def _levels(values: pd.Series) -> list:
+def _levels(values: pd.Series) -> list[Any]:
     """Distinct values: sorted if numeric, else in grid order."""
     return sorted(values.unique()) if not _is_categorical(values) else list(pd.unique(values))
 
@@ -166,7 +166,7 @@ def _pairwise(done: pd.DataFrame, axes: list[str], batch: Any, metric: str) -> F
     grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
     tables = [mean_table(done, row, col, metric) for row, col in pairs]
     norm = _norm(metric, np.concatenate([t.to_numpy(float).ravel() for t in tables]))
-    for ax, table in zip(grid, tables):
+    for ax, table in zip(grid, tables, strict=False):  # the grid's last row may have more axes than tables
         image = _draw_heatmap(ax, table, metric, norm)
     for ax in grid[len(pairs):]:
         ax.set_axis_off()
@@ -189,7 +189,7 @@ def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str
     runs = {key: values.dropna().to_numpy() for key, values in filled.groupby(keys, sort=False)[metric]}
     cats, groups = levels[x], levels[hue] if hue else [None]
     width = 0.8 / len(groups)
-    colors = colormaps["tab10"].colors
+    colors = color_sequences["tab10"]
     for j, group in enumerate(groups):
         data = [runs.get((cat, group) if hue else (cat,), np.empty(0)) for cat in cats]
         positions = np.arange(len(cats)) - 0.4 + width * (j + 0.5)
@@ -197,7 +197,7 @@ def boxplot(done: pd.DataFrame, x: str, axes: list[str], batch: Any, metric: str
                            manage_ticks=False, medianprops={"color": "black"})
         for patch in boxes["boxes"]:
             patch.set(facecolor=colors[j % len(colors)], alpha=0.75)
-        for pos, values in zip(positions, data):
+        for pos, values in zip(positions, data, strict=True):
             ax.plot(np.full(len(values), pos), values, ".", color="0.25", alpha=0.6)
     _set_ticks(ax.xaxis, pd.Index(cats, dtype=object))
     ax.set(xlabel=x, ylabel=metric_label(metric), xlim=(-0.5, len(cats) - 0.5))
@@ -254,7 +254,7 @@ def _set_ticks(axis: Axis, levels: pd.Index) -> None:
     values = np.asarray(levels, float)
     steps = np.diff(values)
     if np.allclose(steps, steps[0]):
-        ticks = MaxNLocator(nbins=THINNED_TICKS - 1).tick_values(values[0], values[-1])
+        ticks = np.asarray(MaxNLocator(nbins=THINNED_TICKS - 1).tick_values(values[0], values[-1]))
         ticks = np.round(ticks / (ticks[1] - ticks[0])) * (ticks[1] - ticks[0])  # 0, not 1e-17
     else:
         ticks = np.unique([float(f"{v:.2g}") for v in values[picks]])

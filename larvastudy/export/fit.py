@@ -27,7 +27,8 @@ def fit_par_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     for trial in _finished(study):
         for rep in trial.user_attrs.get("replicates", []):
             rows.append({**_point_columns(trial, axes), "replicate": rep["replicate"], "seed": rep["seed"],
-                         **{col: rep.get(col) for col in metrics}, FIT: rep.get("value"), "trial": trial.number, "state": trial.state.name,
+                         **{col: rep.get(col) for col in metrics}, FIT: rep.get("value"), "trial": trial.number,
+                         "state": trial.state.name,
                          "duration_s": _seconds(trial), "error": rep.get("error") or trial.user_attrs.get("error")})
     df = pd.DataFrame(rows, columns=[*axes.values(), "replicate", "seed", *metrics, FIT, *RUN_COLUMNS])
     return df.astype({"replicate": int, "seed": "Int64", FIT: float, "trial": int, "duration_s": float, "state": "str",
@@ -43,14 +44,15 @@ def fit_trials_df(study: optuna.Study, batch: Any) -> pd.DataFrame:
     for trial in _finished(study):
         values = trial.values or [None] * len(names)
         rows.append({"trial": trial.number, "state": trial.state.name, **_point_columns(trial, axes),
-                     **dict(zip(names, values)), **{m: trial.user_attrs.get(m) for m in batch.metrics},
+                     **dict(zip(names, values, strict=True)),
+                     **{m: trial.user_attrs.get(m) for m in batch.metrics},
                      "n": len(trial.user_attrs.get("replicates", [])),
                      COPIED_FROM: trial.user_attrs.get(COPIED_FROM)})
     df = pd.DataFrame(rows, columns=["trial", "state", *axes.values(), *names, *batch.metrics, "n", COPIED_FROM])
     if len(names) == 1:
         scores = df[names[0]].where(df["state"] == TrialState.COMPLETE.name).astype(float)
         best = scores.cummin() if study.direction == optuna.study.StudyDirection.MINIMIZE else scores.cummax()
-        df.insert(df.columns.get_loc(names[0]) + 1, "best_so_far", best)
+        df.insert(list(df.columns).index(names[0]) + 1, "best_so_far", best)
     return df
 
 
@@ -117,7 +119,7 @@ def _history(done: pd.DataFrame, label: str) -> Figure:
 def _scatter(done: pd.DataFrame, column: str, label: str) -> Figure:
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    x = done[column]
+    x: pd.Series | np.ndarray = done[column]
     if not pd.api.types.is_numeric_dtype(x):
         codes, labels = pd.factorize(x)
         ax.set_xticks(range(len(labels)), labels)

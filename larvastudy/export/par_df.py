@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 from scipy import stats
 
-from larvastudy.spec.batch import REPLICATE
+from larvastudy.definition.batch import REPLICATE
 from larvastudy.study.records import trials_table
 
 #: larvaworld's par_df column of a simulation's objective (``fit_par`` reduced as ``[optimization]`` says).

@@ -50,17 +50,18 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
     ``batch.Nsims`` replicates of each point (:attr:`Exported.note` says so if the study holds more). An
     adaptive fit's: ``par_df``, ``trials`` (one row per point) and, with several objectives, ``pareto``.
     """
-    csv_only = {}
+    csv_only: dict[str, pd.DataFrame | None] = {}
+    skipped: dict[str, str] = {}
     if is_fit(study):
         trials = fit_trials_df(study, batch)
-        tables = {"par_df": fit_par_df(study, batch), "trials": trials, "pareto": pareto_df(study, trials)}
-        figs, skipped = fit_figures(trials, study, batch), {}
+        made = {"par_df": fit_par_df(study, batch), "trials": trials, "pareto": pareto_df(study, trials)}
+        figs = fit_figures(trials, study, batch)
     else:
         par_df = build_par_df(study, batch)
-        tables = {"par_df": par_df, "summary": summary_df(par_df, batch)}
+        made = {"par_df": par_df, "summary": summary_df(par_df, batch)}
         csv_only = {"PIs": pi_table(par_df, batch)}
         figs, skipped = make_figures(par_df, batch)
-    tables = {kind: table for kind, table in tables.items() if table is not None}
+    tables = {kind: table for kind, table in made.items() if table is not None}
     url = storage_url or study_storage_url(study)
     database = None if url is None else sqlite_path(url)
     exported = Exported(tables["par_df"], figs, skipped, note=_fewer_replicates(study, batch))
@@ -68,9 +69,9 @@ def export_study(study: optuna.Study, batch: Any, outdir: Path, storage_url: str
         (stage.folder / "figures").mkdir(exist_ok=True)
         for kind, table in tables.items():
             table.to_csv(stage.path(f"{kind}.csv"), index=False)
-        for kind, table in csv_only.items():
-            if table is not None:
-                table.to_csv(stage.path(f"{kind}.csv"))
+        for kind, extra in csv_only.items():
+            if extra is not None:
+                extra.to_csv(stage.path(f"{kind}.csv"))
         for key, fig in figs.items():
             fig.savefig(stage.path(f"figures/{key}.png"), dpi=FIGURE_DPI)
         if database is not None:

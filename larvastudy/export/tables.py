@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from larvastudy.errors import ExportError
+from larvastudy.study.storage import BUSY_TIMEOUT
 
-#: Seconds to wait for a writer (a running sweep, another export) to release the SQLite file.
-BUSY_TIMEOUT_S = 30.0
 #: The kinds of table an export writes: a grid sweep's par_df and summary, a fit's par_df, trials and pareto.
 KINDS = ("par_df", "summary", "trials", "pareto")
 
@@ -56,10 +55,10 @@ def quote(identifier: str) -> str:
 def write_tables(database: Path, study_name: str, tables: Mapping[str, pd.DataFrame]
                  ) -> tuple[dict[str, str], list[str]]:
     """Replace the study's table of each kind by the DataFrame, in one ``BEGIN IMMEDIATE`` transaction on a
-    connection of its own (it takes the write lock first, waiting up to :data:`BUSY_TIMEOUT_S` for other
+    connection of its own (it takes the write lock first, waiting up to :data:`BUSY_TIMEOUT` for other
     writers, so it never fails half-way because another process wrote). Returns each kind's table name and
     the tables of an older naming that it dropped. An ExportError if the database cannot be written."""
-    conn = sqlite3.connect(database, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn = sqlite3.connect(database, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         studies = _studies(conn)

@@ -39,7 +39,7 @@ def is_loopback(host: str) -> bool:
     if host.strip() in ("", "0", "*"):
         return False
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except (socket.gaierror, UnicodeError):
         raise SpecError(f"--host {host!r} is not an address or host name of this machine") from None
     return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
@@ -78,6 +78,7 @@ def dashboard_server(storage: optuna.storages.BaseStorage, host: str = "127.0.0.
 def dashboard_url(server: WSGIServer, study_id: int | None = None) -> str:
     """The page of the server (IPv4 or a host name), or of one study on it."""
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else host
     base = f"http://{host}:{port}/dashboard"
     return base if study_id is None else f"{base}/studies/{study_id}"
 

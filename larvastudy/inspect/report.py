@@ -21,13 +21,20 @@ from optuna.trial import TrialState
 
 from larvastudy.errors import SpecError
 from larvastudy.export import build_par_df, make_figures, summary_df
+from larvastudy.export.figures import FIGURE_DPI
 from larvastudy.export.files import write_file
 from larvastudy.export.par_df import completed
-from larvastudy.inspect.sensitivity import (categorical_axes, comparison_figure, comparisons, importance_figure,
-                                            importances, main_effect_figure, main_effects)
+from larvastudy.inspect.sensitivity import (
+    categorical_axes,
+    comparison_figure,
+    comparisons,
+    importance_figure,
+    importances,
+    main_effect_figure,
+    main_effects,
+)
 from larvastudy.inspect.stats import power_table
 
-FIGURE_DPI = 100
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;
 text-align:right}th{background:#f3f3f3}.scroll{max-height:28em;overflow:auto}

@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from larvastudy.errors import SpecError
@@ -53,7 +53,7 @@ def importances(study: optuna.Study, batch: Any, evaluator: str = "ped-anova") -
     return pd.DataFrame(rows, columns=["metric", "parameter", "importance"])
 
 
-def _raw_importances(trials: list, params: list[str], metric: str, evaluator: str) -> dict[str, float]:
+def _raw_importances(trials: list[FrozenTrial], params: list[str], metric: str, evaluator: str) -> dict[str, float]:
     """Unnormalised importances of ``params`` for ``metric`` over ``trials`` (in a scratch study)."""
     study = optuna.create_study()
     study.add_trials(trials)
@@ -83,7 +83,7 @@ def importance_figure(table: pd.DataFrame, batch: Any) -> Figure:
     fig = Figure(figsize=(3.6 * ncols, 0.6 + (0.45 * len(params) + 0.9) * nrows), layout="constrained")
     fig.suptitle(f"{batch.name}: parameter importances")
     grid = fig.subplots(nrows, ncols, squeeze=False, sharex=True).ravel()
-    for ax, metric in zip(grid, metrics):
+    for ax, metric in zip(grid, metrics, strict=False):  # the grid's last row may have more axes than metrics
         values = table[table["metric"] == metric].set_index("parameter")["importance"].reindex(params)
         ax.barh(range(len(params)), values.to_numpy(), color="tab:blue")
         ax.set_yticks(range(len(params)), params)
@@ -111,7 +111,8 @@ def main_effect_figure(effects: pd.DataFrame, batch: Any, metric: str) -> Figure
     params = list(pd.unique(effects["parameter"]))
     fig = Figure(figsize=(3.6 * len(params) + 0.6, 3.6), layout="constrained")
     fig.suptitle(f"{batch.name}: main effects on {metric} (mean ± 95 % CI)")
-    for i, (ax, param) in enumerate(zip(fig.subplots(1, len(params), squeeze=False, sharey=True)[0], params)):
+    panels = fig.subplots(1, len(params), squeeze=False, sharey=True)[0]
+    for i, (ax, param) in enumerate(zip(panels, params, strict=True)):
         rows = effects[(effects["parameter"] == param) & (effects["metric"] == metric)]
         levels = rows["level"].tolist()
         numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in levels)
@@ -135,7 +136,7 @@ def with_conditions(par_df: pd.DataFrame, batch: Any, axis: str) -> pd.DataFrame
     """Completed runs with a ``condition`` column: the values of the varying axes other than ``axis``."""
     others = [col for col in varying_axes(batch) if col != axis]
     done = completed(par_df)
-    labels = [", ".join(f"{col}={fmt_value(v)}" for col, v in zip(others, values)) or "all"
+    labels = [", ".join(f"{col}={fmt_value(v)}" for col, v in zip(others, values, strict=True)) or "all"
               for values in done[others].itertuples(index=False)]
     return done.assign(**{CONDITION: labels})
 

@@ -98,8 +98,8 @@ def power_table(par_df: pd.DataFrame, batch: Any, metrics: Sequence[str] | None 
                         f"unknown; run a study with Nsims >= 2 (--nsims 3 --study-name ...)")
     rows = []
     for metric in metrics:
-        std = float(spread.loc[metric, "pooled_std"])
-        row = {"metric": metric, "pooled_std": std, "dof": int(spread.loc[metric, "dof"]), "Nsims": batch.Nsims,
+        std = float(spread["pooled_std"][metric])
+        row = {"metric": metric, "pooled_std": std, "dof": int(spread["dof"][metric]), "Nsims": batch.Nsims,
                "ci95_half_width": ci_half_width(std, batch.Nsims)}
         if half_width is not None:
             row["Nsims_for_half_width"] = nsims_for_half_width(std, half_width)

@@ -18,11 +18,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from larvastudy.errors import ConflictError, SpecError
-from larvastudy.study.claims import CLAIMS, EVENTS, RUNNING, claim_counts
-from larvastudy.study.storage import (default_outdir, display_url, open_engine, open_storage, setup_lock, sqlite_path,
-                                      storage_url)
-from larvastudy.study.stored import Listed, list_studies, missing_study
 from larvastudy.study import optuna_internals as internals
+from larvastudy.study.claims import CLAIMS, EVENTS, RUNNING, claim_counts
+from larvastudy.study.storage import (
+    default_outdir,
+    display_url,
+    open_engine,
+    open_storage,
+    setup_lock,
+    sqlite_path,
+    storage_url,
+)
+from larvastudy.study.stored import Listed, list_studies, missing_study
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ def replace_study(url: str, name: str) -> Deleted | None:
     return delete_study(url, name) if exists else None
 
 
-def delete_study(storage: str | os.PathLike | None, name: str) -> Deleted:
+def delete_study(storage: str | os.PathLike[str] | None, name: str) -> Deleted:
     """Delete study ``name`` of ``storage`` (default: see :func:`storage_url`) and everything of it (see the
     module). Nothing is changed, and a SpecError says so, if there is no such study; a ConflictError if live
     processes are running it."""

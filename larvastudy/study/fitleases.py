@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import optuna
@@ -33,11 +33,10 @@ from optuna.trial import TrialState
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.leases import Clock, T, transact
 from larvastudy.study.owner import is_dead, owner_id
 from larvastudy.study.study import COPIED_FROM
-from larvastudy.study import optuna_internals as internals
-
 
 LEASES = Table(
     "larvastudy_fit_leases", MetaData(),
@@ -86,6 +85,7 @@ class FitLeases:
             waiting = session.execute(select(trials.c.trial_id).where(
                 trials.c.study_id == self._study_id, trials.c.state == TrialState.WAITING)
                 .order_by(trials.c.number).limit(1)).scalar()
+            trial_id: int
             if waiting is not None:
                 session.execute(update(trials).where(trials.c.trial_id == waiting)
                                 .values(state=TrialState.RUNNING, datetime_start=now))
@@ -107,12 +107,14 @@ class FitLeases:
         its lease (then True), and end the lease."""
 
         def work(session: Session) -> bool:
-            held = session.execute(delete(LEASES).where(_L.trial_id == trial_id, _L.owner == self.owner)).rowcount
+            conn = session.connection()  # a Connection's result tells the rows a DELETE removed
+            held = conn.execute(delete(LEASES).where(_L.trial_id == trial_id, _L.owner == self.owner)).rowcount
             if not held:
                 return False
             models = internals.rdb_models()
-            session.execute(update(models.TrialModel.__table__)
-                            .where(models.TrialModel.trial_id == trial_id, models.TrialModel.state == TrialState.RUNNING)
+            trial = models.TrialModel
+            session.execute(update(trial.__table__)
+                            .where(trial.trial_id == trial_id, trial.state == TrialState.RUNNING)
                             .values(state=state, datetime_complete=_utc_now()))
             attrs = models.TrialUserAttributeModel.__table__
             session.execute(delete(attrs).where(attrs.c.trial_id == trial_id, attrs.c.key.in_(list(user_attrs))))
@@ -143,7 +145,8 @@ class FitLeases:
         return self._transact(lambda session: (self._complete(session), self._leased(session)))
 
     def _give_back_stale(self, session: Session) -> int:
-        owners = session.execute(select(_L.owner).distinct().where(_L.study_id == self._study_id, _L.owner != self.owner))
+        owners = session.execute(select(_L.owner).distinct()
+                                 .where(_L.study_id == self._study_id, _L.owner != self.owner))
         dead = [owner for owner in owners.scalars() if is_dead(owner)]
         return self._give_back(session, _L.owner != self.owner, or_(_L.lease_until < Clock(), _L.owner.in_(dead)))
 
@@ -175,4 +178,4 @@ class FitLeases:
 
 def _utc_now() -> datetime:
     """Now as the naive UTC time RDBStorage stores."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

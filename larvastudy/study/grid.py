@@ -23,7 +23,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.samplers import GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.definition.batch import REPLICATE, Batch
 from larvastudy.study import optuna_internals as internals
 
 #: Study system attribute holding the grid's search space, shared by the trials that carry only ``grid_id``.

@@ -13,10 +13,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from larvastudy.definition import paths
+from larvastudy.definition.batch import Batch, list_batches, load_batch
+from larvastudy.definition.presets import experiment_tree
 from larvastudy.errors import SpecError
-from larvastudy.spec import paths
-from larvastudy.spec.batch import Batch, list_batches, load_batch
-from larvastudy.spec.presets import experiment_tree
 
 #: Fields of ``Batch.to_dict()`` that name a study's sweep, Nsims aside (raising Nsims extends a study).
 FIELDS = ("experiment", "sample", "fixed", "metrics", "optimization", "seed", "targets")

@@ -17,7 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 T = TypeVar("T")
 
 
-class Clock(FunctionElement):
+class Clock(FunctionElement[float]):
     """The database server's clock in seconds since the epoch: leases never depend on workers' clocks."""
 
     type = Float()

@@ -40,7 +40,7 @@ def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
 
 def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
     """The RDBStorage behind the study's storage (unwrapping caches), or None for other storages."""
-    storage = storage_of(study)
+    storage: object = storage_of(study)
     while not isinstance(storage, optuna.storages.RDBStorage):
         storage = getattr(storage, "_backend", None)
         if storage is None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -16,8 +16,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Session
 
-from larvastudy.spec.batch import REPLICATE, Batch
-from larvastudy.study.grid import GRID_ID, distributions, grid_ids
 from larvastudy.study import optuna_internals as internals
 
 if TYPE_CHECKING:  # pandas is imported where it is used: workers import this module and never need it
@@ -27,66 +25,6 @@ if TYPE_CHECKING:  # pandas is imported where it is used: workers import this mo
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 #: :func:`trials_table`'s columns before the params and user attributes.
 _TRIAL_COLUMNS = ("number", "state", "datetime_start", "datetime_complete", "value")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One try of one simulation: its point's index (into ``Batch.points()`` for grid sweeps, the trial
-    number for adaptive ones), replicate, seed, which try of that simulation it is (1 for the first),
-    and the point's parameter values (so a worker needs nothing else to run it)."""
-
-    point: int
-    replicate: int
-    seed: int
-    attempt: int = 1
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one simulation gave: metric means and stds, the objective value, or an error."""
-
-    task: Task
-    metrics: dict[str, float]
-    value: float | None
-    error: str | None
-    started: datetime
-    finished: datetime
-
-
-class TrialFactory:
-    """Turns outcomes of one Batch into FrozenTrials in the layout the exporter reads.
-
-    COMPLETE trials of a Cartesian grid carry GridSampler's ``grid_id`` system attribute, and nothing
-    whose size grows with the grid: the search space is stored once on the study
-    (:data:`~larvastudy.study.grid.SPACE_ATTR`). FAIL trials carry no ``grid_id``, so that GridSampler,
-    unlike with its own failed trials (optuna#4721), still sees their grid point as unvisited. The
-    ``tries`` user attribute numbers the tries of a simulation.
-    """
-
-    def __init__(self, batch: Batch):
-        self._points = batch.points()
-        self._dists = distributions(batch)
-        self._grid_ids = grid_ids(batch) if batch.space.is_product else None
-
-    def trial(self, outcome: Outcome) -> FrozenTrial:
-        task = outcome.task
-        user_attrs = {**outcome.metrics, "seed": task.seed, "grid_point": task.point, "tries": task.attempt}
-        system_attrs = {}
-        if outcome.error is None:
-            state = TrialState.COMPLETE
-            if self._grid_ids is not None:
-                system_attrs = {GRID_ID: int(self._grid_ids[task.point, task.replicate])}
-        else:
-            state = TrialState.FAIL
-            user_attrs["error"] = outcome.error
-        params = {**self._points[task.point], REPLICATE: task.replicate}
-        return FrozenTrial(
-            number=-1, trial_id=-1, state=state, value=outcome.value if outcome.error is None else None,
-            values=None, datetime_start=outcome.started, datetime_complete=outcome.finished,
-            params=params, distributions={name: self._dists[name] for name in params},
-            user_attrs=user_attrs, system_attrs=system_attrs, intermediate_values={},
-        )
 
 
 def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -> None:
@@ -118,12 +56,13 @@ def add_trials(session: Session, study_id: int, trials: Sequence[FrozenTrial]) -
 
 def _utc(moment: datetime | None) -> datetime | None:
     """A local (or aware) time as the naive UTC time RDBStorage stores, as its TrialModel setters do."""
-    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> dict[type, list[dict]]:
-    """The rows of the value, param and attribute tables, per table (attributes as JSON)."""
-    tables: dict[type, list[dict]] = {models.TrialValueModel: [], models.TrialParamModel: [],
+def _children(models: ModuleType, trial_ids: Sequence[int], trials: Sequence[FrozenTrial]
+              ) -> dict[Any, list[dict[str, Any]]]:
+    """The rows of the value, param and attribute tables, per model (attributes as JSON)."""
+    tables: dict[Any, list[dict[str, Any]]] = {models.TrialValueModel: [], models.TrialParamModel: [],
                                       models.TrialUserAttributeModel: [], models.TrialSystemAttributeModel: []}
     shared: dict[int, tuple[Any, str]] = {}  # JSON of objects many trials share: distributions
 
@@ -134,7 +73,7 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
             shared[id(value)] = (value, encode(value))  # keeps value alive, so its id is not reused
         return shared[id(value)][1]
 
-    for trial_id, trial in zip(trial_ids, trials):
+    for trial_id, trial in zip(trial_ids, trials, strict=True):
         for objective, value in enumerate(trial.values or ()):  # every objective of a multi-objective trial
             stored, kind = models.TrialValueModel.value_to_stored_repr(value)
             tables[models.TrialValueModel].append(
@@ -153,8 +92,8 @@ def _children(models, trial_ids: list[int], trials: Sequence[FrozenTrial]) -> di
 def trials_table(study: optuna.Study, states: Sequence[TrialState] = FINISHED) -> pd.DataFrame:
     """The study's trials in ``states``, one row per trial in number order, like ``Study.trials_dataframe``:
     ``number``, ``state`` (its name), ``datetime_start`` and ``datetime_complete`` (naive UTC, as RDBStorage
-    stores them; FrozenTrial shows them in local time), ``value`` (the first objective's, NaN if none), then ``params_<name>``
-    (external values, e.g. a categorical's choice) and ``user_attrs_<key>``. These are object columns
+    stores them; FrozenTrial shows them in local time), ``value`` (the first objective's, NaN if none), then
+    ``params_<name>`` (external values, e.g. a categorical's choice) and ``user_attrs_<key>``. These are object columns
     holding the values as Optuna gives them (ints stay ints), NaN where a trial lacks one.
 
     With an RDB storage it reads Optuna's tables with three set-based queries (Optuna internals, pinned by
@@ -187,7 +126,7 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
     ).outerjoin(value, (value.c.trial_id == trial.c.trial_id) & (value.c.objective == 0)).where(mine)),
         ["trial_id", *_TRIAL_COLUMNS, "value_type"]))
     trials["value"] = [math.nan if kind is None else models.TrialValueModel.stored_repr_to_value(v, kind)
-                       for v, kind in zip(trials["value"], trials.pop("value_type"))]
+                       for v, kind in zip(trials["value"], trials.pop("value_type"), strict=True)]
     trials["state"] = [TrialState(state).name for state in trials["state"]]
     for column in ("datetime_start", "datetime_complete"):
         trials[column] = pd.to_datetime(trials[column])
@@ -198,7 +137,7 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
                       ["trial_id", "name", "internal", "distribution"])
     dists = {text: json_to_distribution(text) for text in set(params["distribution"])}
     params["value"] = [dists[text].to_external_repr(value)
-                       for text, value in zip(params.pop("distribution"), params.pop("internal"))]
+                       for text, value in zip(params.pop("distribution"), params.pop("internal"), strict=True)]
 
     attr = models.TrialUserAttributeModel.__table__
     attrs = _columns(conn.execute(select(attr.c.trial_id, attr.c.key, attr.c.value_json).join(trial).where(mine)),
@@ -207,7 +146,7 @@ def _read_rdb(conn: Connection, study_id: int, states: Sequence[TrialState]
     return trials, _pivot(params), _pivot(attrs)
 
 
-def _pivot(long: dict[str, list]) -> pd.DataFrame:
+def _pivot(long: dict[str, list[Any]]) -> pd.DataFrame:
     """One column per ``name`` of ``value`` (Python objects, as given), one row per ``trial_id``; names in
     first-seen order."""
     import pandas as pd
@@ -218,9 +157,19 @@ def _pivot(long: dict[str, list]) -> pd.DataFrame:
     return wide[list(dict.fromkeys(long["name"]))].rename_axis(columns=None)
 
 
-def _columns(result: Result, names: list[str]) -> dict[str, list]:
+def _columns(result: Result[Any], names: list[str]) -> dict[str, list[Any]]:
     """The rows of ``result`` as one list per column (pandas would probe each SQLAlchemy Row)."""
-    return dict(zip(names, map(list, zip(*result.all())))) or {name: [] for name in names}
+    rows = result.all()
+    if not rows:
+        return {name: [] for name in names}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+
+
+def _datetimes(moments: list[datetime | None]) -> pd.DatetimeIndex:
+    """``moments`` as datetime64 values, NaT for None."""
+    import pandas as pd
+
+    return pd.DatetimeIndex(moments)
 
 
 def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
@@ -228,8 +177,8 @@ def _frozen_table(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
     import pandas as pd
 
     base = pd.DataFrame({"number": [t.number for t in trials], "state": [t.state.name for t in trials],
-                         "datetime_start": pd.to_datetime([_utc(t.datetime_start) for t in trials]),
-                         "datetime_complete": pd.to_datetime([_utc(t.datetime_complete) for t in trials]),
+                         "datetime_start": _datetimes([_utc(t.datetime_start) for t in trials]),
+                         "datetime_complete": _datetimes([_utc(t.datetime_complete) for t in trials]),
                          "value": [math.nan if not t.values else t.values[0] for t in trials]})
     params = pd.DataFrame([t.params for t in trials], index=base.index, dtype=object).add_prefix("params_")
     attrs = pd.DataFrame([t.user_attrs for t in trials], index=base.index, dtype=object).add_prefix("user_attrs_")

@@ -32,11 +32,12 @@ from optuna.distributions import IntDistribution, distribution_to_json
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from larvastudy.spec.batch import REPLICATE, Batch
+from larvastudy.definition.batch import REPLICATE, Batch
+from larvastudy.errors import StorageError
+from larvastudy.study import optuna_internals as internals
 from larvastudy.study.claims import renumber
 from larvastudy.study.grid import GRID_ID, SEARCH_SPACE, SPACE_ATTR, grid_ids, same_space, search_space
 from larvastudy.study.storage import display_url
-from larvastudy.study import optuna_internals as internals
 
 #: Rows per ``IN (...)`` list: SQLite allows 999 bound values in older builds.
 _CHUNK = 500
@@ -50,6 +51,8 @@ def extend(study: optuna.Study, stored: Batch, nsims: int) -> Batch:
 
     wider = dataclasses.replace(stored, Nsims=nsims, check=False)
     storage = internals.rdb_storage(study)
+    if storage is None:
+        raise StorageError(f"study {study.study_name!r} is not in an RDB storage: its replicates cannot be extended")
     where = f"study {study.study_name!r} in {display_url(storage.url)}"
     with Session(storage.engine) as session, session.begin():
         study_id = internals.study_id(study)
@@ -104,8 +107,9 @@ def _set(session: Session, table: Table, study_id: int, key: str, value: Any) ->
     """Set a study attribute row of ``table`` (user or system attributes) to ``value``."""
     text = json.dumps(value)
     mine = (table.c.study_id == study_id) & (table.c.key == key)
-    if not session.execute(update(table).where(mine).values(value_json=text)).rowcount:
-        session.execute(insert(table).values(study_id=study_id, key=key, value_json=text))
+    conn = session.connection()  # Core statements: a Connection's result tells the rows they changed
+    if not conn.execute(update(table).where(mine).values(value_json=text)).rowcount:
+        conn.execute(insert(table).values(study_id=study_id, key=key, value_json=text))
 
 
 def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:

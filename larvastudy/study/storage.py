@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -24,14 +25,15 @@ from sqlalchemy.engine import make_url
 from larvastudy.errors import StorageError
 from larvastudy.names import study_folder
 
-try:
-    import fcntl
-except ImportError:  # Windows
+if sys.platform == "win32":  # no fcntl: the setup lock is the database's own (see setup_lock)
     fcntl = None
+else:
+    import fcntl
 
 #: Environment variable naming the storage URL (any Optuna RDB URL, or a path to a SQLite file).
 ENV_VAR = "LARVASTUDY_STORAGE"
-#: Seconds a SQLite connection waits for a lock (e.g. held by a dashboard reader) before failing.
+#: Seconds a SQLite connection waits for a lock (held by a dashboard reader, a running sweep, an export) before
+#: failing: the storage's connections and the export's table writes alike.
 BUSY_TIMEOUT = 60.0
 #: Seconds PostgreSQL lets a session sit idle inside a transaction before ending it (see open_storage).
 IDLE_TRANSACTION_LIMIT = 5.0
@@ -49,7 +51,7 @@ _DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary",
                     "pymysql": "PyMySQL", "mysql": "mysql-connector-python"}
 
 
-def storage_url(url: str | os.PathLike | None = None) -> str:
+def storage_url(url: str | os.PathLike[str] | None = None) -> str:
     """The storage URL: ``url``, else ``$LARVASTUDY_STORAGE``, else ``storage/larvastudy.db`` here.
 
     A plain file path means a SQLite file; relative paths are taken from the working directory. A
@@ -64,7 +66,7 @@ def storage_url(url: str | os.PathLike | None = None) -> str:
         raise StorageError(f"invalid storage URL {display_url(url)!r}; use e.g. sqlite:///path/to/file.db or "
                            "postgresql://user@host/db") from None
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+    if (parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")) or "mode=memory" in url:
         raise StorageError(f"storage {url!r} is in memory: every result would be lost when the command ends; "
                            "give a file, e.g. --storage storage/larvastudy.db")
     try:
@@ -188,14 +190,14 @@ def _check_sqlite_file(path: Path, create: bool) -> None:
         raise StorageError(f"cannot open storage {path}: its schema is not text{_DAMAGED}") from None
 
 
-def _check_tables(url: str, engine_kwargs: dict) -> None:
+def _check_tables(url: str, engine_kwargs: dict[str, Any]) -> None:
     """A StorageError unless the database at ``url`` has Optuna's tables (an RDBStorage would create them)."""
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
     try:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    if not _OPTUNA_TABLES <= tables:
+    if not tables >= _OPTUNA_TABLES:
         raise StorageError(f"storage {_name(url)} has no Optuna tables (not made by a larvastudy run; "
                            "run a sweep first, or pass --storage)")
 
@@ -289,10 +291,10 @@ def _os_lock(url: str) -> Iterator[None]:
     path = sqlite_path(url)
     if path is not None and fcntl is not None:
         _check_sqlite_file(path, create=True)  # no lock file beside a directory or a file of another kind
-        with _storage_errors(url):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = open(f"{path}.lock", "a+b")
-        with lock:
+        with ExitStack() as stack:
+            with _storage_errors(url):  # only opening the lock file is a storage error, not what the caller does
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = stack.enter_context(open(f"{path}.lock", "a+b"))
             fcntl.lockf(lock, fcntl.LOCK_EX)
             yield
     elif make_url(url).get_backend_name() == "postgresql":

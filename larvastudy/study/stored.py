@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from larvastudy.errors import SpecError
 from larvastudy.names import invalid_hint, shown
-from larvastudy.study.storage import display_url
 from larvastudy.study import optuna_internals as internals
+from larvastudy.study.storage import display_url
 
 #: The study system attribute where ``Study.set_metric_names`` keeps the objectives' names.
 _METRIC_NAMES = "study:metric_names"
@@ -52,8 +52,9 @@ def read_study(engine: sqlalchemy.Engine, name: str, best: bool = False) -> Stor
     """The :class:`StoredStudy` called ``name`` (its best trial only if ``best``); a SpecError if there is none."""
     models = internals.rdb_models()
 
-    study, attrs, system, directions = (m.__table__.c for m in (
-        models.StudyModel, models.StudyUserAttributeModel, models.StudySystemAttributeModel, models.StudyDirectionModel))
+    study, attrs, system, directions = (m.__table__.c for m in (models.StudyModel, models.StudyUserAttributeModel,
+                                                                 models.StudySystemAttributeModel,
+                                                                 models.StudyDirectionModel))
     trial = models.TrialModel.__table__.c
     with engine.connect() as con:
         study_id = con.execute(select(study.study_id).where(study.study_name == name)).scalar()
@@ -140,7 +141,7 @@ def list_studies(engine: sqlalchemy.Engine) -> list[Listed]:
     study, attrs = (m.__table__.c for m in (models.StudyModel, models.StudyUserAttributeModel))
     trial = models.TrialModel.__table__.c
     with engine.connect() as con:
-        names: dict[int, str] = {i: n for i, n in con.execute(select(study.study_id, study.study_name))}
+        names: dict[int, str] = dict(con.execute(select(study.study_id, study.study_name)).all())
         found: dict[int, dict[str, Any]] = {i: {} for i in names}
         for study_id, key, value in con.execute(select(attrs.study_id, attrs.key, attrs.value_json)
                                                 .where(attrs.key.in_(("batch", "sampler")))):
@@ -180,7 +181,7 @@ def missing_study(engine: sqlalchemy.Engine, name: str) -> SpecError:
 
 
 def _grid_size(batch: dict[str, Any]) -> int | str:
-    from larvastudy.spec.batch import Batch
+    from larvastudy.definition.batch import Batch
 
     try:
         return Batch.from_dict(batch, check=False).grid_size

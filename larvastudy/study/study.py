@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
 
+from larvastudy.definition.batch import REPLICATE, Batch
+from larvastudy.definition.space import round_value
 from larvastudy.errors import ConflictError, DefinitionChanged, SpecError
 from larvastudy.names import check_name
-from larvastudy.engine.setup import CORRECTED
-from larvastudy.spec.batch import FIDELITY, REPLICATE, Batch
-from larvastudy.spec.space import round_value
 from larvastudy.study.grid import grid_sampler, search_space, share_space
 from larvastudy.study.identity import differences
 from larvastudy.study.replicates import extend
@@ -68,7 +67,8 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
     when ``multi``), else checked to hold the same Batch and objectives. Its sampler may change between
     runs (e.g. random search first, then TPE). A new study's name is checked as :func:`open_study`'s."""
     _check_new_name(storage, study_name)
-    directions = ["minimize"] * len(batch.targets) if multi else [batch.direction]
+    directions: list[Literal["minimize", "maximize"]] = (["minimize"] * len(batch.targets) if multi
+                                                         else [batch.direction])
     names = [f"{m}_error" for m in batch.targets] if multi else [batch.objective_name()]
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, directions=directions,
                                 load_if_exists=True)
@@ -89,7 +89,7 @@ def open_fit_study(batch: Batch, storage: optuna.storages.RDBStorage, study_name
 
 
 def _adopt(study: optuna.Study, batch: Batch, storage: optuna.storages.RDBStorage, objective_names: list[str],
-           directions: list[str], sampler: str | None = None) -> bool:
+           directions: Sequence[str], sampler: str | None = None) -> bool:
     """Record ``batch`` (and a fit's ``sampler``) on a study larvastudy has not set up yet; False if it had.
     A study made by another program is taken only if it is empty and optimises in ``directions``."""
     if BATCH_ATTR in study.user_attrs:
@@ -149,18 +149,10 @@ def stored_batch(user_attrs: Mapping[str, Any], study_name: str, url: str) -> Ba
     if BATCH_ATTR not in user_attrs:
         raise SpecError(f"no larvastudy study {study_name!r} in {display_url(url)}")
     try:
-        return Batch.from_dict(_with_fidelity(user_attrs[BATCH_ATTR]), check=False)
+        return Batch.from_stored(user_attrs[BATCH_ATTR])
     except (AttributeError, TypeError, KeyError, SpecError):
         raise SpecError(f"{where} was not made by larvastudy (its user attribute {BATCH_ATTR!r} is not a Batch "
                         "definition); choose another study name") from None
-
-
-def _with_fidelity(definition: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A stored definition with its model named: one stored before ``fidelity`` existed ran the corrected model,
-    and keeps running it."""
-    if FIDELITY in definition.get("fixed", {}) or FIDELITY in definition.get("sample", {}):
-        return definition
-    return {**definition, "fixed": {**definition.get("fixed", {}), FIDELITY: CORRECTED}}
 
 
 def completed(study: optuna.Study) -> set[tuple[int, int]]:
@@ -171,7 +163,7 @@ def completed(study: optuna.Study) -> set[tuple[int, int]]:
 
 
 def _comparable(value: Any) -> Any:
-    """``value`` with its floats to :data:`~larvastudy.spec.space.DIGITS` significant digits: a study made
+    """``value`` with its floats to :data:`~larvastudy.definition.space.DIGITS` significant digits: a study made
     before range values were rounded holds ``33.33333333333334`` where a Batch now has ``33.3333333333``,
     and is the same sweep (it keeps running on its stored values, see :func:`open_study`)."""
     if isinstance(value, float):

@@ -7,8 +7,13 @@ tests/test_fidelity_mode.py checks that ``fidelity = "corrected"`` still gives t
 import json
 
 from larvastudy.engine import simulate
-from larvastudy.spec.paths import apply_overrides
-from larvastudy.spec.presets import experiment_tree
+
+try:
+    from larvastudy.definition.paths import apply_overrides
+    from larvastudy.definition.presets import experiment_tree
+except ImportError:  # d278bf8, the engine this file records, called the package spec/
+    from larvastudy.spec.paths import apply_overrides
+    from larvastudy.spec.presets import experiment_tree
 
 #: The experiments and their overrides (chemotaxis at a gain where the olfactor output leaves [-1, 1]).
 CONDITIONS = {
@@ -25,4 +30,4 @@ if __name__ == "__main__":
     for experiment, overrides in CONDITIONS.items():
         result = simulate(apply_overrides(experiment_tree(experiment), overrides), SEED)
         sums[experiment] = {name: float(values.sum()) for name, values in result.per_larva.items()}
-    print(json.dumps(sums, indent=1, sort_keys=True))
+    print(json.dumps({"seed": SEED, "conditions": CONDITIONS, "sums": sums}, indent=1, sort_keys=True))

@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from larvastudy.definition.presets import Tree, model_tree
+from larvastudy.definition.space import is_number
 from larvastudy.errors import SpecError
-from larvastudy.spec.presets import Tree, model_tree
 
 #: Names accepted for larvaworld compatibility, mapped to this tree's names.
 ALIASES = {"Npoints": "distribution.N"}
@@ -141,10 +142,6 @@ def _suggest(tree: Tree, name: str) -> str:
     return f"; did you mean: {', '.join(close)}?" if close else ""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def coerce(path: str, old: Any, new: Any) -> Any:
     """``new`` converted to the type of ``old`` at ``path``, or a :class:`SpecError`."""
     if path.endswith("model") and isinstance(old, Mapping) and "name" in old:
@@ -155,8 +152,8 @@ def coerce(path: str, old: Any, new: Any) -> Any:
         if isinstance(new, bool):
             return new
         raise SpecError(f"{path} takes true or false, got {new!r}")
-    if _is_number(old):
-        if not _is_number(new):
+    if is_number(old):
+        if not is_number(new):
             raise SpecError(f"{path} takes a number, got {new!r}")
         if isinstance(old, int):
             if float(new) != int(new):
@@ -170,7 +167,7 @@ def coerce(path: str, old: Any, new: Any) -> Any:
     if isinstance(old, list):
         if not isinstance(new, (list, tuple)) or len(new) != len(old):
             raise SpecError(f"{path} takes a list of {len(old)} values, got {new!r}")
-        return [coerce(f"{path}[{i}]", o, n) for i, (o, n) in enumerate(zip(old, new))]
+        return [coerce(f"{path}[{i}]", o, n) for i, (o, n) in enumerate(zip(old, new, strict=True))]
     if isinstance(old, Mapping):
         if not isinstance(new, Mapping):
             raise SpecError(f"{path} takes a table of values, got {new!r}")

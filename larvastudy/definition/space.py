@@ -20,7 +20,7 @@ import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeGuard
 
 import numpy as np
 
@@ -41,33 +41,22 @@ DIGITS = 12
 
 
 @dataclass(frozen=True)
-class Axis:
-    """One axis: grid ``values``, or a continuous ``[low, high]`` range; maybe zipped or with sub-spaces."""
+class GridAxis:
+    """A grid axis: its ``values``; maybe zipped with another axis, or with sub-spaces under some values."""
 
     name: str
-    values: tuple[Scalar, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
+    values: tuple[Scalar, ...]
     zip: str | None = None
     when: tuple[tuple[Scalar, Space], ...] = ()
 
-    @property
-    def continuous(self) -> bool:
-        return self.values is None
-
-    @property
-    def integer(self) -> bool:
-        return isinstance(self.low, int) and isinstance(self.high, int)
+    continuous: ClassVar[bool] = False
 
     def sub(self, value: Scalar) -> Space | None:
         """The sub-space swept when this axis takes ``value``, if any."""
         return next((space for v, space in self.when if v == value), None)
 
-    def to_spec(self) -> list | dict[str, Any]:
+    def to_spec(self) -> list[Scalar] | dict[str, Any]:
         """The normalised, JSON-able form (a plain list for a plain grid axis)."""
-        if self.continuous:
-            return {"range": [self.low, self.high], "log": self.log}
         if self.zip is None and not self.when:
             return list(self.values)
         spec: dict[str, Any] = {"values": list(self.values)}
@@ -76,6 +65,43 @@ class Axis:
         if self.when:
             spec["when"] = {str(v): space.to_sample() for v, space in self.when}
         return spec
+
+    def _same_as(self) -> tuple[Any, ...]:
+        """What another appearance of this sub-axis must share with it."""
+        return ("grid", self.values)
+
+
+@dataclass(frozen=True)
+class RangeAxis:
+    """A continuous axis from ``low`` to ``high`` (ints for an integer range), for adaptive samplers only.
+    It is never zipped and has no sub-spaces."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+
+    continuous: ClassVar[bool] = True
+    zip: ClassVar[None] = None
+    when: ClassVar[tuple[tuple[Scalar, Space], ...]] = ()
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def sub(self, value: Scalar) -> Space | None:
+        return None
+
+    def to_spec(self) -> dict[str, Any]:
+        """The normalised, JSON-able form."""
+        return {"range": [self.low, self.high], "log": self.log}
+
+    def _same_as(self) -> tuple[Any, ...]:
+        return ("range", self.low, self.high, self.log)
+
+
+#: One axis of a sample space.
+Axis: TypeAlias = GridAxis | RangeAxis
 
 
 @dataclass(frozen=True)
@@ -139,7 +165,7 @@ class Space:
 
     def values(self, name: str) -> list[Scalar]:
         """The grid values parameter ``name`` takes anywhere in the space (empty for a continuous one)."""
-        seen = [v for axis in self._all_axes() if axis.name == name and not axis.continuous for v in axis.values]
+        seen = [v for axis in self._all_axes() if axis.name == name and isinstance(axis, GridAxis) for v in axis.values]
         return list(dict.fromkeys(seen))
 
     def describe(self, name: str) -> str:
@@ -148,7 +174,7 @@ class Space:
         for axis, condition in self._conditions():
             if axis.name != name:
                 continue
-            text = (f"range [{axis.low}, {axis.high}]{' (log)' if axis.log else ''}" if axis.continuous
+            text = (f"range [{axis.low}, {axis.high}]{' (log)' if axis.log else ''}" if isinstance(axis, RangeAxis)
                     else ", ".join(map(str, axis.values)))
             if axis.zip is not None:
                 text += f" (zipped with {axis.zip})"
@@ -177,10 +203,12 @@ class Space:
         dists: dict[str, BaseDistribution] = {}
         for name in self.parameters():
             values = self.values(name)
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                dists[name] = IntDistribution(min(values), max(values))
-            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                dists[name] = FloatDistribution(min(values), max(values))
+            ints = [v for v in values if is_int(v)]
+            numbers = [float(v) for v in values if is_number(v)]
+            if len(ints) == len(values):
+                dists[name] = IntDistribution(min(ints), max(ints))
+            elif len(numbers) == len(values):
+                dists[name] = FloatDistribution(min(numbers), max(numbers))
             else:
                 dists[name] = CategoricalDistribution(values)
         return dists
@@ -192,12 +220,11 @@ class Space:
 
         dists: dict[str, BaseDistribution] = {}
         for axis in self._all_axes():
-            if axis.zip is not None:
-                continue
-            if axis.values is not None:
-                dists[axis.name] = CategoricalDistribution(axis.values)
+            if isinstance(axis, GridAxis):
+                if axis.zip is None:
+                    dists[axis.name] = CategoricalDistribution(axis.values)
             elif axis.integer:
-                dists[axis.name] = IntDistribution(axis.low, axis.high, log=axis.log)
+                dists[axis.name] = IntDistribution(int(axis.low), int(axis.high), log=axis.log)
             else:
                 dists[axis.name] = FloatDistribution(axis.low, axis.high, log=axis.log)
         return dists
@@ -209,9 +236,9 @@ class Space:
         for group in self._groups():
             leader = group[0]
             value = _suggest(trial, leader)
-            index = 0 if leader.continuous else leader.values.index(value)
+            index = leader.values.index(value) if isinstance(leader, GridAxis) else 0
             for axis in group:
-                chosen = value if axis is leader else axis.values[index]
+                chosen = value if axis is leader else _grid(axis).values[index]
                 point[axis.name] = chosen
                 sub = axis.sub(chosen)
                 if sub is not None:
@@ -226,7 +253,7 @@ class Space:
         for group in self._groups():
             under = self._names_under(group)
             fixed = {k: v for k, v in first.items() if k not in under}
-            for i in range(_length(group) if not group[0].continuous else 2):
+            for i in range(_length(group) if isinstance(group[0], GridAxis) else 2):
                 at = {axis.name: _at(axis, i) for axis in group}
                 for axis in group:
                     sub = axis.sub(at[axis.name])
@@ -271,39 +298,48 @@ class Space:
             if leader.zip is not None:
                 raise SpecError(f"{where} {axis.name!r}: zip with {leader.name!r}, which is itself zipped with "
                                 f"{leader.zip!r}; zip every partner with the same leader")
-            if leader.continuous:
+            if isinstance(leader, RangeAxis):
                 raise SpecError(f"{where} {axis.name!r}: cannot zip with the continuous axis {leader.name!r}")
-            if len(axis.values) != len(leader.values):
+            if len(_grid(axis).values) != len(leader.values):
                 raise SpecError(f"{where} {axis.name!r}: zipped with {leader.name!r} it needs "
-                                f"{len(leader.values)} values, got {len(axis.values)}")
-        seen: dict[str, tuple] = {}
+                                f"{len(leader.values)} values, got {len(_grid(axis).values)}")
+        seen: dict[str, tuple[Any, ...]] = {}
         for axis in self._all_axes():
-            spec = (axis.values, axis.low, axis.high, axis.log)
+            spec = axis._same_as()
             if seen.setdefault(axis.name, spec) != spec:
                 raise SpecError(f"{where}: sub-axis {axis.name!r} appears with different values; "
                                 "give it the same values wherever it appears")
 
 
 def _suggest(trial: optuna.Trial, axis: Axis) -> Scalar:
-    if axis.values is not None:
-        return trial.suggest_categorical(axis.name, list(axis.values))
+    if isinstance(axis, GridAxis):
+        choice = trial.suggest_categorical(axis.name, list(axis.values))
+        assert choice is not None  # one of the axis's values, and None is never one (_checked_values)
+        return choice
     if axis.integer:
-        return trial.suggest_int(axis.name, axis.low, axis.high, log=axis.log)
+        return trial.suggest_int(axis.name, int(axis.low), int(axis.high), log=axis.log)
     return trial.suggest_float(axis.name, axis.low, axis.high, log=axis.log)
 
 
+def _grid(axis: Axis) -> GridAxis:
+    """``axis``, which the caller knows to be a grid axis (a zip partner, or one of a grid's groups)."""
+    if not isinstance(axis, GridAxis):
+        raise TypeError(f"{axis.name!r} is a continuous axis where a grid axis is needed")
+    return axis
+
+
 def _length(group: list[Axis]) -> int:
-    return len(group[0].values)
+    return len(_grid(group[0]).values)
 
 
 def _at(axis: Axis, i: int) -> Scalar:
-    if axis.continuous:
+    if isinstance(axis, RangeAxis):
         return axis.low if i == 0 else axis.high
     return axis.values[i]
 
 
 def _subs(group: list[Axis], i: int) -> list[Space]:
-    return [sub for axis in group if (sub := axis.sub(axis.values[i])) is not None]
+    return [sub for axis in group if (sub := axis.sub(_grid(axis).values[i])) is not None]
 
 
 def _subs_first(group: list[Axis], at: Point) -> Point:
@@ -317,7 +353,7 @@ def _subs_first(group: list[Axis], at: Point) -> Point:
 
 def _options(group: list[Axis], i: int) -> list[Point]:
     """The points of one axis group at value index ``i``: its values, times its sub-spaces' points."""
-    at = {axis.name: axis.values[i] for axis in group}
+    at = {axis.name: _grid(axis).values[i] for axis in group}
     return [_merge((at, *combo)) for combo in itertools.product(*(sub.points() for sub in _subs(group, i)))]
 
 
@@ -335,7 +371,7 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
     spec = plain(spec)
     label = f"{where} {name!r}"
     if not isinstance(spec, Mapping):
-        return Axis(name, tuple(grid_values(label, spec)))
+        return GridAxis(name, tuple(grid_values(label, spec)))
     spec = {k: v for k, v in spec.items() if v is not None}
     unknown = [k for k in spec if k not in _KEYS]
     if unknown:
@@ -351,7 +387,7 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
             raise SpecError(f"{label}: log must be true or false, got {log!r}")
         if log and low <= 0:
             raise SpecError(f"{label}: a log range needs lo > 0, got {low!r}")
-        return Axis(name, low=low, high=high, log=log)
+        return RangeAxis(name, low=low, high=high, log=log)
     if "log" in spec:
         raise SpecError(f"{label}: log applies to continuous ranges (range without Ngrid)")
     grid = {k: spec[k] for k in ("values", "range", "Ngrid") if k in spec}
@@ -368,11 +404,11 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
         if value is None:
             raise SpecError(f"{label}: when.{key} is not one of its values {list(values)!r}")
         subs.append((value, Space.from_sample(sub, f"{label} when {key}")))
-    return Axis(name, values, zip=zip_with, when=tuple(subs))
+    return GridAxis(name, values, zip=zip_with, when=tuple(subs))
 
 
 def _same_number(value: Scalar, key: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return False
     try:
         return float(key) == value
@@ -412,7 +448,7 @@ def grid_values(label: str, spec: Any) -> list[Scalar]:
     return _checked_values(label, values)
 
 
-def _linspace(label: str, bounds: Any, ngrid: Any) -> list[Scalar]:
+def _linspace(label: str, bounds: Any, ngrid: Any) -> list[int] | list[float]:
     if not (isinstance(bounds, list) and len(bounds) == 2 and all(is_number(b) for b in bounds)):
         raise SpecError(f"{label}: range must be two numbers [lo, hi], got {bounds!r}")
     if not (is_int(ngrid) and ngrid >= 1):
@@ -469,9 +505,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -5,7 +5,7 @@ touched: every problem is a :class:`~larvastudy.errors.SpecError` with one line 
 Batches come from TOML files (:func:`load_batch`, the shipped ones in ``larvastudy/studies/``) or
 from keyword arguments as larvaworld's ``BatchRun`` takes them (:func:`batch_from_kwargs`).
 
-Axes (``sample``) are described in :mod:`larvastudy.spec.space`: grid axes (a list of values,
+Axes (``sample``) are described in :mod:`larvastudy.definition.space`: grid axes (a list of values,
 ``{values = [...]}``, ``{range = [lo, hi], Ngrid = n}`` or larvaworld's ``[[lo, hi], n]``), continuous
 ranges for adaptive samplers, zipped and nested axes. Range values stay ints when both ends are ints
 and every grid value is whole; otherwise they are floats (larvaworld truncates
@@ -23,20 +23,21 @@ from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from larvastudy.definition import paths
+from larvastudy.definition.objective import DISTANCE, Target, parse_targets, targets_to_dict
+from larvastudy.definition.presets import Tree, experiment_tree
+from larvastudy.definition.space import Space, is_int, is_number, plain
 from larvastudy.engine import available_metrics, canonical
-from larvastudy.engine.setup import FIDELITIES, LARVAWORLD, compile_sim
+from larvastudy.engine.setup import CORRECTED, FIDELITIES, LARVAWORLD, compile_sim
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.names import check_name
-from larvastudy.spec import paths
-from larvastudy.spec.objective import DISTANCE, Target, parse_targets, targets_to_dict
-from larvastudy.spec.space import Space, is_int, is_number, plain
-from larvastudy.spec.presets import Tree, experiment_tree
 
 #: Sweeps larger than this many simulations need ``allow_large=True`` (the CLI's ``--yes``).
 MAX_SIMULATIONS = 100_000
@@ -117,7 +118,7 @@ class Optimization:
 
 @dataclass(frozen=True)
 class Batch:
-    """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.spec.space`) × ``Nsims``
+    """A validated parameter sweep: the points of ``sample`` (see :mod:`larvastudy.definition.space`) × ``Nsims``
     replicates, or, with a continuous axis, the space an adaptive sampler searches.
 
     ``check=False`` skips compiling the experiment at every axis value and checking the name (see
@@ -255,7 +256,7 @@ class Batch:
         return DISTANCE if self.targets else self.objective_metric()
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """'minimize' or 'maximize': minimise a target distance, ``optimization.minimize`` for a fit_par,
         PI is maximised."""
         if self.targets:
@@ -285,7 +286,17 @@ class Batch:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], check: bool = True) -> Batch:
         """The inverse of :meth:`to_dict` (``check``: see the class)."""
-        return cls(**{k: tuple(v) if k == "metrics" else v for k, v in data.items()}, check=check)
+        kwargs: dict[str, Any] = {k: tuple(v) if k == "metrics" else v for k, v in data.items()}
+        return cls(**kwargs, check=check)
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> Batch:
+        """A study's definition as this or an earlier larvastudy stored it (not checked again): one stored before
+        ``fidelity`` existed ran the corrected model, and keeps running it."""
+        fixed, sample = data.get("fixed") or {}, data.get("sample") or {}
+        if FIDELITY not in fixed and FIDELITY not in sample:
+            data = {**data, "fixed": {**fixed, FIDELITY: CORRECTED}}
+        return cls.from_dict(data, check=False)
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -462,9 +473,10 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
             raise SpecError(f"{axis!r} is given twice (in sample/fixed and in space_search)")
         target[axis] = spec
     return Batch(name=name or larvaworld_extras.get("id") or experiment, experiment=experiment, sample=axes,
-                 fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()), optimization=optimization, seed=seed,
-                 targets=targets or {})
+                 fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()),
+                 optimization=Optimization.from_dict(optimization) if isinstance(optimization, Mapping) else optimization,
+                 seed=seed, targets=targets or {})
 
 
-def _studies():
+def _studies() -> Traversable:
     return files("larvastudy").joinpath("studies")

@@ -1,6 +1,6 @@
 """Model presets and experiments as declarative config trees (larvaworld 2.5.1, spec §6-§7).
 
-Every number here is addressable by a dotted path (see :mod:`larvastudy.spec.paths`), e.g.
+Every number here is addressable by a dotted path (see :mod:`larvastudy.definition.paths`), e.g.
 ``larva_groups.navigator_x2.model.brain.olfactor.gain_dict.CS`` or
 ``env_params.odorscape.odor_layers[0].intensity``. The engine reads nothing else.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from larvastudy.definition.space import is_number
 from larvastudy.engine import canonical
 from larvastudy.errors import SpecError
 
@@ -82,4 +83,4 @@ def target_errors(targets: Mapping[str, Target], metrics: Mapping[str, float]) -
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)

@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL server in a temporary folder, for the cluster tests and the benchmark."""
+"""A throwaway PostgreSQL server in a temporary folder: test infrastructure, not part of the package.
+
+Used by the ``postgres`` fixture (tests/conftest.py) and by bench/bench_bookkeeping.py, which loads this
+file by its path."""
 
 from __future__ import annotations
 
@@ -55,4 +58,5 @@ def temporary_postgres() -> Iterator[str]:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
