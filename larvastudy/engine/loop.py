@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from larvastudy.engine.arena import Arena
-from larvastudy.engine.metrics import Recorder
+from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, Event, SimSetup
 from larvastudy.engine.turner import NeuralTurner
 
@@ -370,7 +370,8 @@ class BatchRun:
         silently; :meth:`diverged` names it afterwards."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._steps()
-        learned = self.memory.best_gains(self.n) if self.memory is not None else {}
+        learned = (self.memory.best_gains(self.n) if self.memory is not None
+                   else {name: np.full(self.n, np.nan) for name in LEARNING_METRICS})
         per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten,
                                                        "food_steps": self.food_steps, **self.counts, **learned})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]

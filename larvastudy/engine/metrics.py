@@ -76,8 +76,10 @@ def tree_metrics(tree: Mapping[str, Any]) -> list[str]:
     """Every metric the engine can compute for experiment tree ``tree``."""
     env = tree["env_params"]
     odor_ids = tuple(str(layer["id"]) for layer in env["odorscape"]["odor_layers"])
-    memory = any(group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
-                 if isinstance(group.get("model"), Mapping))
+    # learned gains wherever larvae may learn: with a memory, or in a training experiment (NaN without a memory)
+    memory = bool((tree.get("trials") or {}).get("condition")) or any(
+        group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
+        if isinstance(group.get("model"), Mapping))
     return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory)
 
 

@@ -81,7 +81,7 @@ def _choice(where: str, key: str, value: Any) -> str:
     allowed = SUPPORTED[key]
     if value not in allowed:
         raise SpecError(f"{where}{key} = {value!r} is not supported by the engine; "
-                        f"supported: {', '.join(allowed)}")
+                        f"supported: {', '.join(map(str, allowed))}")
     return value
 
 
