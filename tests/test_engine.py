@@ -113,21 +113,31 @@ def test_same_config_and_seed_is_bit_identical_in_another_process():
 
 
 _VARIANTS = st.fixed_dictionaries({
-    "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid"]),
+    "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid",
+                                   "PItrain_mini", "PItrain"]),
     "model": st.sampled_from([None, *MODELS]),
     "seed": st.integers(0, 2**32),
     "Npoints": st.integers(1, 6),
     "tau": st.sampled_from([0.1, 0.12]),
     "freq": st.sampled_from([1.2, 1.42]),
     "fidelity": st.sampled_from(["larvaworld-2.5.1", "corrected"]),
+    # RL memories choosing every 1.2 s and learning for 6 s, so that a 0.3-minute run explores, exploits and goes
+    # greedy, or as registered
+    "memory": st.sampled_from([{}, {"update_dt": 0.02, "train_dur": 0.1}]),
 })
 
 
-@settings(max_examples=20, deadline=None)
+def _has_memory(variant: dict) -> bool:
+    return variant["model"] in ("forager_RL", "RLnavigator") or (
+        variant["model"] is None and variant["experiment"].startswith("PItrain"))
+
+
+@settings(max_examples=25, deadline=None)
 @given(st.lists(_VARIANTS, min_size=2, max_size=5))
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
-                  Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]}), v["seed"])
+                  Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]},
+                  **(v["memory"] if _has_memory(v) else {})), v["seed"])
             for v in variants]
     batched = simulate_many(jobs)
     for job, together in zip(jobs, batched, strict=True):

@@ -33,7 +33,8 @@ from larvastudy.definition import paths
 from larvastudy.definition.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.definition.presets import Tree, experiment_tree
 from larvastudy.definition.space import Space, is_int, is_number, plain
-from larvastudy.engine import available_metrics, canonical
+from larvastudy.engine import canonical
+from larvastudy.engine.metrics import tree_metrics
 from larvastudy.engine.setup import CORRECTED, FIDELITIES, LARVAWORLD, compile_sim
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
@@ -50,6 +51,9 @@ MAX_SEED = 2**32 - 1
 _INERT = {
     r"\.EEB_decay$": "is declared but never read by the model (in larvaworld 2.5.1 too): it changes nothing",
     r"\.source_units\.[^.]+\.radius$": "only sets how a source is drawn (in larvaworld 2.5.1 too): it changes nothing",
+    r"\.olfactor\.input_noise$": "is declared but never applied: larvaworld 2.5.1 adds sensor noise only to Python "
+                                 "scalars, never to the numpy concentrations its olfactor senses (spec §4.2, §10.7), "
+                                 "and the engine does not model it: it changes nothing",
     r"\.odor_layers\[\d+\]\.intensity$": "cancels out under log perception, the olfactor's only mode (in larvaworld "
                                           "2.5.1 too): results differ only by rounding, amplified over a run",
 }
@@ -326,8 +330,7 @@ class Batch:
         return tuple(dict.fromkeys(canonical(m) for m in wanted))
 
     def _allowed_metrics(self) -> list[str]:
-        tree = experiment_tree(self.experiment)
-        return available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
+        return tree_metrics(experiment_tree(self.experiment))
 
     def _check_parameters(self) -> None:
         """Resolve every override and compile a config for every axis value (both ends of a range), so
@@ -371,6 +374,10 @@ def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> No
     for pattern, why in _INERT.items():
         if re.search(pattern, path):
             inert.setdefault(name, why)
+    if path.endswith(".memory.Delta"):
+        inert.setdefault(name, "bins the odor change into memory states, of which there is one while "
+                               "memory.state_spacePerSide = 0, the only value the engine runs (larvaworld's default): "
+                               "it changes nothing")
     if path.endswith(".physics.ang_vel_coef") and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity":
         inert.setdefault(name, "only acts when physics.ang_mode = 'velocity' (in larvaworld 2.5.1 too): it changes "
                                "nothing here")

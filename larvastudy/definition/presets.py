@@ -84,13 +84,33 @@ def _intermitter(eeb: float, feed_bouts: bool) -> Tree:
 
 
 def _olfactor(gains: dict[str, float]) -> Tree:
-    return {"gain_dict": dict(gains), "decay_coef": 0.1, "perception": "log"}
+    # input_noise is declared by larvaworld's sensors but inert there (spec §4.2, §10.7) and here: kept so the
+    # PItrain registry axis resolves.
+    return {"gain_dict": dict(gains), "decay_coef": 0.1, "perception": "log", "input_noise": 0.0}
+
+
+#: larvaworld's ``RLOlfMemory`` defaults (lib/model/modules/memory.py): Q-learning over the olfactory gains.
+#: ``update_dt`` and ``train_dur`` are in minutes (larvaworld documents seconds but computes
+#: ``Niters = int(update_dt * 60 / dt)`` and stops learning after ``train_dur * 60`` s).
+_RL_MEMORY: Tree = {
+    "mode": "RL",
+    "modality": "olfaction",
+    "update_dt": 1.0,
+    "train_dur": 30.0,
+    "Delta": 0.1,
+    "alpha": 0.05,
+    "gamma": 0.6,
+    "epsilon": 0.15,
+    "state_spacePerSide": 0,
+    "state_specific_best": True,
+    "gain_space": [-300.0, -50.0, 50.0, 300.0],
+}
 
 
 _FEEDER: Tree = {"freq": 2.0, "V_bite": 0.001}
 
 
-def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float) -> Tree:
+def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: bool = False) -> Tree:
     brain: Tree = {
         "crawler": copy.deepcopy(_CRAWLER),
         "turner": copy.deepcopy(_TURNER),
@@ -101,6 +121,8 @@ def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float) -> Tree:
         brain["olfactor"] = _olfactor(olfactor)
     if feeder:
         brain["feeder"] = copy.deepcopy(_FEEDER)
+    if memory:
+        brain["memory"] = copy.deepcopy(_RL_MEMORY)
     return {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
 
 
@@ -113,12 +135,15 @@ MODELS: dict[str, Tree] = {
     "forager_x2": _model({"CS": 150.0, "UCS": 0.0}, feeder=True, eeb=0.5),
     "max_forager": _model({"Odor": 150.0}, feeder=True, eeb=0.9),
     "max_feeder": _model(None, feeder=True, eeb=0.9),
+    # larvaworld's forager_RL is the forager (its olfactor knows only "Odor") plus an RL olfactory memory.
+    "forager_RL": _model({"Odor": 150.0}, feeder=True, eeb=0.5, memory=True),
+    # ...and RLnavigator the navigator plus the memory (no feeder, so never rewarded: larvaworld detects food
+    # only for larvae with a feeder or toucher).
+    "RLnavigator": _model({"Odor": 150.0}, feeder=False, eeb=0.0, memory=True),
 }
 
 #: larvaworld presets whose modules this engine does not implement, with what they need.
 UNSUPPORTED_MODELS: dict[str, str] = {
-    "forager_RL": "reinforcement-learning olfactory memory",
-    "RLnavigator": "reinforcement-learning olfactory memory",
     "Levy": "constant crawler, sinusoidal turner and exec-mode intermitter",
 }
 
@@ -212,12 +237,38 @@ EXPERIMENTS: dict[str, Tree] = {
     },
 }
 
+
+def _preference_training(epoch_minutes: float, duration: float) -> Tree:
+    """PItrain / PItrain_mini: larvaworld's ``CS_UCS_on_food_x2`` arena (a CS and a UCS source on each side, all
+    emitting at first, over a 51 x 51 food grid), forager_RL larvae, and the ``odor_preference`` trials: 8 epochs
+    of ``epoch_minutes`` whose substrate quality alternates 1.0 / 0.0, driven by larvaworld's
+    ``PrefTrainCondition`` (docs/model.md, "Odor learning")."""
+    bounds = [k * epoch_minutes for k in range(9)]
+    return {
+        "dt": 0.1,
+        "duration": duration,
+        "env_params": _env("circular", (0.1, 0.1),
+                           {"CS_l": _source(-0.04, 0.0), "CS_r": _source(0.04, 0.0),
+                            "UCS_l": _source(-0.04, 0.0), "UCS_r": _source(0.04, 0.0)},
+                           [_layer("CS", 1.0, ["CS_l", "CS_r"]), _layer("UCS", 1.0, ["UCS_l", "UCS_r"])],
+                           food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
+        "larva_groups": {"forager_RL": _group("forager_RL", 30, (0, 0), (0.005, 0.02), (0, 360))},
+        "trials": {
+            "condition": "preference_training",
+            "epochs": [{"age_range": [t0, t1], "substrate": {"quality": q}}
+                       for t0, t1, q in zip(bounds[:-1], bounds[1:], [1.0, 0.0] * 4)],
+        },
+        "metrics": ["PI", "g_odor1", "g_odor2", "amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
+    }
+
+
+EXPERIMENTS["PItrain_mini"] = _preference_training(0.125, 1.0)
+EXPERIMENTS["PItrain"] = _preference_training(5.0, 41.0)
+
 #: Other larvaworld experiments, with the model parts they need that this engine lacks.
 UNSUPPORTED_EXPERIMENTS: dict[str, str] = {
     "PItest_on": "PItest_off's arena plus a food grid under forager_x2 (not calibrated here yet)",
     "PItest_off_OSN": "an external Brian2 olfactory-sensory-neuron server",
-    "PItrain": "reinforcement-learning olfactory memory and conditioning epochs",
-    "PItrain_mini": "reinforcement-learning olfactory memory and conditioning epochs",
     "growth": "DEB energetics and a gut model",
     "tactile_detection": "the toucher (tactile) sensor",
     "anemotaxis": "the wind sensor",

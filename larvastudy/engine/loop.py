@@ -21,8 +21,8 @@ import math
 import numpy as np
 
 from larvastudy.engine.arena import Arena
-from larvastudy.engine.metrics import Recorder
-from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, SimSetup
+from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
+from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, Event, SimSetup
 from larvastudy.engine.turner import NeuralTurner
 
 EXEC, PAUSE, FEED = 0, 1, 2
@@ -152,6 +152,15 @@ class BatchRun:
             self.odor_only = per_larva([s.odor_only for s in setups])
             self.uniforms = np.empty((0, 1, n))
 
+        # Odor learning (docs/model.md, "Odor learning"): the memories and the trial events.
+        self.memory = _Memories(setups, self.sizes, dt) if first.memory is not None else None
+        self.events = {event.step: event for event in first.events}   # one schedule for the whole batch
+        self.odor_can_vanish = any(e.intensities is not None and 0.0 in e.intensities for e in first.events)
+        self.start_pos, self.start_head = self.pos.copy(), self.head.copy()
+        self.reset_to_start = "pose_not_reset" not in bugs
+        if self.feed and self.grid is not None:
+            self.grid_full = self.grid.copy()
+
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
                                  self.arena.width, self.nsteps, dt)
@@ -164,7 +173,10 @@ class BatchRun:
             conc = np.add.reduceat(conc, self.layer_starts, axis=0)
             conc[self.layer_empty] = 0.0
         if t > 0:
-            drive = (self.gains * (conc / self.odor_last)).sum(axis=0) - self.gain_sum
+            ratio = conc / self.odor_last
+            if self.odor_can_vanish:   # larvaworld's log perception: no change sensed after a concentration of 0
+                ratio = np.where(self.odor_last > 0, ratio, 1.0)
+            drive = (self.gains * ratio).sum(axis=0) - self.gain_sum
             self.odor_out = self.odor_out * self.decay + drive
             if self.clip_olfactor:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
                 self.odor_out = _clip(self.odor_out, self.minus_one, self.ones)
@@ -358,8 +370,10 @@ class BatchRun:
         silently; :meth:`diverged` names it afterwards."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._steps()
+        learned = (self.memory.best_gains(self.n) if self.memory is not None
+                   else {name: np.full(self.n, np.nan) for name in LEARNING_METRICS})
         per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten,
-                                                       "food_steps": self.food_steps, **self.counts})
+                                                       "food_steps": self.food_steps, **self.counts, **learned})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
 
     def diverged(self) -> list[str | None]:
@@ -381,15 +395,20 @@ class BatchRun:
     def _steps(self) -> None:
         all_on_output = bool(self.att_output.all())
         any_on_input = bool(self.att_input.any())
+        if 0 in self.events:
+            self._event(self.events[0])
         for t in range(self.nsteps):
             tip = self.pos + self.half_c * self.unit
-            drive = self._sense(t, tip) if self.sensing else self.zeros
-            att = self.ones
             feed_motion = on_food = uniforms = None
             if self.feed:
                 uniforms = self._feed_uniforms(t)
                 on_food, food_at = self._detect_food(tip, uniforms[-1])
                 self.food_steps += on_food
+            if self.memory is not None:   # the memory rewrites the gains before the olfactor senses (reward: food)
+                self._learn(t, on_food)
+            drive = self._sense(t, tip) if self.sensing else self.zeros
+            att = self.ones
+            if self.feed:
                 self.feeder_phase += self.feed_step * self.feeding
                 feed_motion = self.feeder_phase >= self.two_pi
                 self.feeder_phase[feed_motion] -= TWO_PI
@@ -413,3 +432,127 @@ class BatchRun:
             self.crawl_mask = self.state == EXEC
             self.crawling = self.crawl_mask.astype(float)
             self.recorder.record(t, self.pos, np.abs(v), crawled)
+            event = self.events.get(t + 1)
+            if event is not None and t + 1 < self.nsteps:
+                self._event(event)
+
+    # -- odor learning ---------------------------------------------------------------------------
+    def _learn(self, t: int, on_food: np.ndarray | None) -> None:
+        """One step of every memory; where it chooses new gains, the olfactor's gains change."""
+        memory = self.memory
+        reward = on_food[memory.rows] if on_food is not None else np.zeros(memory.rows.size, dtype=bool)
+        rows, actions = memory.step(t + 1, reward)
+        if rows.size:
+            larvae = memory.rows[rows]
+            values = memory.actions[rows, actions]   # (changed, k)
+            for j, layer in enumerate(memory.layers):
+                if layer >= 0 and self.sensing:
+                    self.gains[layer, larvae] = values[:, j] * self.dt
+            if self.sensing:
+                self.gain_sum[larvae] = self.gains[:, larvae].sum(axis=0)
+
+    def _event(self, event: Event) -> None:
+        """A new trial of larvaworld's PrefTrainCondition: the food grid, the odor sources, the larvae's pose."""
+        if self.feed and self.grid is not None:   # without feeders no larva looks for food (nor is rewarded)
+            if event.grid == "empty":
+                self.grid[:] = 0.0
+            elif event.grid == "reset":
+                self.grid[:] = self.grid_full
+        if event.intensities is not None and self.sensing:
+            self.odor_int[:] = np.asarray(event.intensities)[:, None]
+        if event.reset_pose:
+            self.omega[:] = 0.0
+            if self.reset_to_start:   # larvaworld resets only the angular velocity (deviation 14)
+                self.pos[:], self.head[:] = self.start_pos, self.start_head
+                self.tail[:], self.bend[:] = self.start_head, 0.0
+                self.unit = np.exp(1j * self.head)
+
+
+class _Memories:
+    """larvaworld's ``RLOlfMemory`` for every larva with one, vectorized: Q-learning over the olfactory gains with a
+    single state (``state_spacePerSide = 0``), epsilon-greedy choices every ``niters`` steps while learning, and after
+    ``train_dur`` a greedy choice every step that still updates the table (as upstream)."""
+
+    def __init__(self, setups: list[SimSetup], sizes: list[int], dt: float):
+        offsets = np.cumsum([0, *sizes])[:-1]
+        parts = [(s.memory, off) for s, off in zip(setups, offsets)]
+        cat = np.concatenate
+        self.rows = cat([m.rows + off for m, off in parts])
+        self.layers = setups[0].memory.layers
+        self.actions = cat([m.actions for m, _ in parts])   # (m, A, k)
+        self.one_minus_alpha = cat([1 - m.alpha for m, _ in parts])
+        self.alpha, self.gamma = cat([m.alpha for m, _ in parts]), cat([m.gamma for m, _ in parts])
+        self.epsilon = cat([m.epsilon for m, _ in parts])
+        self.niters, self.learn_last = cat([m.niters for m, _ in parts]), cat([m.learn_last for m, _ in parts])
+        self.state_specific = cat([m.state_specific for m, _ in parts])
+        width = max(m.explore.shape[1] for m, _ in parts)
+
+        def table(key: str) -> np.ndarray:
+            return cat([np.pad(getattr(m, key), ((0, 0), (0, width - getattr(m, key).shape[1])), mode="edge")
+                        for m, _ in parts])
+
+        self.explore, self.random_action, self.width = table("explore"), table("random_action"), width
+        m = self.rows.size
+        self.q = np.zeros((m, self.actions.shape[1]))
+        self.last = np.zeros(m, dtype=int)            # lastAction
+        self.reward_sum = np.zeros(m)                 # rewardSum
+        self.iterator = self.niters.copy()            # starts at Niters: the first step chooses
+        self.updates = np.zeros(m, dtype=int)         # learning updates so far (index into the draws)
+        self.index = np.arange(m)
+
+    def _q_update(self, rows: np.ndarray) -> np.ndarray:
+        """Q[last] = (1 - α) Q[last] + α (rewardSum + γ max Q) for ``rows``; the greedy action after it."""
+        q = self.q[rows]
+        best_next = q.max(axis=1)
+        last = self.last[rows]
+        self.q[rows, last] = (self.one_minus_alpha[rows] * q[np.arange(rows.size), last]
+                              + self.alpha[rows] * (self.reward_sum[rows] + self.gamma[rows] * best_next))
+        return self.q[rows].argmax(axis=1)
+
+    def step(self, k: int, reward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Memory step ``k`` (1-based) with this step's reward (on food); the rows that chose and their actions."""
+        self.reward_sum += reward - 0.01
+        learning = k <= self.learn_last
+        self.iterator += learning
+        due = learning & (self.iterator >= self.niters)
+        chosen, actions = [], []
+        if np.count_nonzero(due):
+            rows = due.nonzero()[0]
+            draw = rows * self.width + self.updates[rows]
+            explore = self.explore.ravel()[draw] < self.epsilon[rows]
+            action = self.random_action.ravel()[draw].copy()
+            exploit = rows[~explore]
+            if exploit.size:
+                action[~explore] = self._q_update(exploit)
+            self.updates[rows] += 1
+            self.last[rows] = action
+            self.reward_sum[rows] = 0.0
+            self.iterator[rows] = 0
+            chosen.append(rows)
+            actions.append(action)
+        if not learning.all():
+            after = (~learning).nonzero()[0]
+            greedy = after[self.state_specific[after]]
+            if greedy.size:
+                action = self._q_update(greedy)
+                self.last[greedy] = action
+                chosen.append(greedy)
+                actions.append(action)
+            best = after[~self.state_specific[after]]
+            if best.size:   # larvaworld's best_gain: the best action averaged over states, no update
+                chosen.append(best)
+                actions.append(self.q[best].argmax(axis=1))
+        if not chosen:
+            return self.index[:0], self.index[:0]
+        return np.concatenate(chosen), np.concatenate(actions)
+
+    def best_gains(self, n: int) -> dict[str, np.ndarray]:
+        """``g_odor1``/``g_odor2`` per larva: the gain of each memory odor under the best action (NaN where none)."""
+        best = self.actions[self.index, self.q.argmax(axis=1)]   # (m, k)
+        out = {}
+        for j, name in enumerate(("g_odor1", "g_odor2")):
+            values = np.full(n, np.nan)
+            if j < best.shape[1]:
+                values[self.rows] = best[:, j]
+            out[name] = values
+        return out

@@ -24,6 +24,10 @@ BOUT_METRICS = ("num_pauses", "num_stridechains")
 FEED_METRICS = ("num_feeds", "successful_feeds", "failed_feeds")
 FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio", *FEED_METRICS)
 PI_METRICS = ("PI", "PI2")
+#: The best gain an RL olfactory memory has learned for its first and second odor, per larva (larvaworld's
+#: ``RLOlfMemory.first_odor_best_gain`` / ``second_odor_best_gain``, plotted as ``g_odor1`` / ``g_odor2`` from
+#: its ``best_gains`` table; 2.5.1 records neither). NaN for a larva without a memory or a memory with one odor.
+LEARNING_METRICS = ("g_odor1", "g_odor2")
 #: Every metric's unit ("" where it has none); ``<kind>_dst_to_<source>`` metrics are in mm.
 UNITS = {
     "v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "exec_fraction": "fraction of steps",
@@ -31,6 +35,8 @@ UNITS = {
     "num_feeds": "feeding motions", "successful_feeds": "feeding motions", "failed_feeds": "feeding motions",
     # 1000 x the litres eaten: a bite is V_bite · L³ · 1000 L with L in m (spec §5.5); larvaworld names no unit.
     "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "PI": "", "PI2": "",
+    # The olfactor output grows by dt · gain · (C/C_prev - 1) per step: a gain is per second.
+    "g_odor1": "1/s", "g_odor2": "1/s",
 }
 #: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
 #: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
@@ -38,11 +44,17 @@ METRIC_ALIASES = {"ingested_food_volume": "amount_eaten"}
 DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 
 
-def available_metrics(source_names: list[str] | Mapping[str, Any]) -> list[str]:
-    """Every metric the engine can compute in an arena with these named sources."""
+def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tuple[str, ...] = (),
+                      memory: bool = False) -> list[str]:
+    """Every metric the engine can compute in an arena with these named sources and odor ids (PI needs a CS and
+    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory."""
     names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)
+    elif "CS" in odor_ids and "UCS" in odor_ids:
+        names.append("PI")
+    if memory:
+        names += list(LEARNING_METRICS)
     for src in source_names:
         names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
     return names
@@ -61,9 +73,20 @@ def canonical(name: str) -> str:
     return METRIC_ALIASES.get(name, name)
 
 
-def resolve_metrics(tree: Mapping[str, Any], sources: Mapping[str, Any]) -> tuple[str, ...]:
+def tree_metrics(tree: Mapping[str, Any]) -> list[str]:
+    """Every metric the engine can compute for experiment tree ``tree``."""
+    env = tree["env_params"]
+    odor_ids = tuple(str(layer["id"]) for layer in env["odorscape"]["odor_layers"])
+    # learned gains wherever larvae may learn: with a memory, or in a training experiment (NaN without a memory)
+    memory = bool((tree.get("trials") or {}).get("condition")) or any(
+        group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
+        if isinstance(group.get("model"), Mapping))
+    return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory)
+
+
+def resolve_metrics(tree: Mapping[str, Any]) -> tuple[str, ...]:
     """The experiment's metric list, checked and with aliases resolved."""
-    allowed = available_metrics(sources)
+    allowed = tree_metrics(tree)
     wanted = [canonical(m) for m in tree.get("metrics", BASE_METRICS)]
     for name in wanted:
         if name not in allowed:
@@ -110,7 +133,8 @@ class Recorder:
 
     def per_larva(self, pos: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every requested metric per larva, after the last step; ``counts`` holds ``amount_eaten``, the steps on
-        food (``food_steps``), the :data:`BOUT_METRICS` and the successful and failed feeds."""
+        food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds and, with a memory, the
+        :data:`LEARNING_METRICS`."""
         n, dt = self.nsteps, self.dt
         v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
         out: dict[str, np.ndarray] = {
@@ -123,6 +147,7 @@ class Recorder:
             "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
             **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,
+            **{name: counts[name] for name in LEARNING_METRICS if name in counts},
         }
         if "PI" in self.metrics:
             band = 0.1 * self.arena_width

@@ -7,6 +7,7 @@ a pure function of (config, seed) whether it runs alone or inside a batch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +40,14 @@ UPSTREAM_BUGS = {
     "long_bouts": 3,            # runs of Nexp + 1 strides, pauses of k + 1 ticks
     "arena_polygon": 4,         # a circular arena is its 60-gon
     "food_detection": 5,        # a random source within reach; at the body position while > 10 sources are left
+    "memory_gain_ids": 12,      # the RL memory adapts the gains its olfactor declares, not the arena's odors
+    "first_epoch_skipped": 13,  # the trial that starts at tick 0 never starts
+    "pose_not_reset": 14,       # a new trial zeroes the angular velocity but leaves the larva where it is
 }
+#: The odor intensity larvaworld's ``PrefTrainCondition`` switches sources on to (``peak_intensity``).
+PEAK_INTENSITY = 2.0
+#: Trial conditions the engine runs (larvaworld picks the condition by experiment name; here it is named).
+CONDITIONS = ("preference_training",)
 #: The bugs each fidelity reproduces.
 BUGS = {LARVAWORLD: frozenset(UPSTREAM_BUGS), CORRECTED: frozenset()}
 
@@ -65,6 +73,9 @@ SUPPORTED = {
     "odorscape.odorscape": ("Gaussian",),
     "distribution.mode": ("uniform",),
     "distribution.shape": ("circle",),
+    "memory.mode": ("RL",),
+    "memory.modality": ("olfaction",),
+    "memory.state_spacePerSide": (0,),
 }
 
 
@@ -72,7 +83,7 @@ def _choice(where: str, key: str, value: Any) -> str:
     allowed = SUPPORTED[key]
     if value not in allowed:
         raise SpecError(f"{where}{key} = {value!r} is not supported by the engine; "
-                        f"supported: {', '.join(allowed)}")
+                        f"supported: {', '.join(map(str, allowed))}")
     return value
 
 
@@ -81,6 +92,36 @@ def _positive(where: str, value: Any) -> float:
     if not value > 0:
         raise SpecError(f"{where} must be > 0, got {value!r}")
     return value
+
+
+@dataclass
+class MemorySetup:
+    """The RL olfactory memories of one simulation's larvae (larvaworld's ``RLOlfMemory``), one row per larva with
+    a memory. ``layers`` (shared by the simulation's memories) maps each odor the memory adapts to its odor layer,
+    -1 where the arena has no such odor."""
+
+    rows: np.ndarray                        # (m,) larva indices
+    layers: tuple[int, ...]                 # (k,) odor layer of each memory odor, -1 if none
+    actions: np.ndarray                     # (m, A, k) gain of each memory odor under each action
+    alpha: np.ndarray
+    gamma: np.ndarray
+    epsilon: np.ndarray
+    niters: np.ndarray                      # (m,) steps between gain updates
+    learn_last: np.ndarray                  # (m,) last step (1-based) with learning on
+    state_specific: np.ndarray              # (m,) bool: state_specific_best
+    explore: np.ndarray                     # (m, K) uniforms of the epsilon draws, one per learning update
+    random_action: np.ndarray               # (m, K) actions drawn when exploring
+
+
+@dataclass(frozen=True)
+class Event:
+    """What larvaworld's ``PrefTrainCondition`` does after ``step`` steps: empty or refill the food grid, set every
+    odor source's intensity, and move the larvae back to their start (or, in 2.5.1, only stop their turning)."""
+
+    step: int
+    grid: str | None                        # "empty", "reset" or None
+    intensities: tuple[float, ...] | None   # per odor source
+    reset_pose: bool
 
 
 @dataclass
@@ -116,6 +157,8 @@ class SimSetup:
     landmarks: dict[str, complex]           # named points for distance metrics
     odor_only: int                          # sources without food (they count for larvaworld's detection switch)
     feed_rng: np.random.Generator | None
+    memory: MemorySetup | None = None
+    events: tuple[Event, ...] = ()
 
 
 def _turner_params(cfg: Mapping[str, Any], where: str) -> NeuralParams:
@@ -189,6 +232,96 @@ def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str],
     return params, _turner_params(turner, where), gains, crawler, intermit
 
 
+def _memory_group(memory: Mapping[str, Any], olf: Mapping[str, Any] | None, layer_ids: list[str], dt: float,
+                  nsteps: int, bugs: frozenset[str], where: str) -> dict[str, Any]:
+    """One group's RL memory (larvaworld's ``RLOlfMemory``): which odor layers it adapts and its parameters."""
+    _choice(where, "memory.mode", memory["mode"])
+    _choice(where, "memory.modality", memory["modality"])
+    _choice(where, "memory.state_spacePerSide", memory["state_spacePerSide"])
+    if olf is None:
+        raise SpecError(f"{where}memory adapts olfactory gains: the model needs an olfactor")
+    # larvaworld's memory adapts the gains its olfactor declares when it is built; odors first met in the arena are
+    # added with gain 0 and never learned (deviation 12). Corrected: the arena's odors.
+    ids = [str(k) for k in olf["gain_dict"]] if "memory_gain_ids" in bugs else list(layer_ids)
+    space = [float(g) for g in memory["gain_space"]]
+    if not space:
+        raise SpecError(f"{where}memory.gain_space must list at least one gain")
+    update_dt = _positive(f"{where}memory.update_dt", memory["update_dt"])
+    train_dur = float(memory["train_dur"])
+    # learning_on: total_ticks * dt <= train_dur * 60 (both in larvaworld's float arithmetic)
+    horizon = train_dur * 60
+    last = max(int(horizon / dt) + 2, 0)
+    while last > 0 and last * dt > horizon:
+        last -= 1
+    niters = int(update_dt * 60 / dt)
+    for key in ("alpha", "gamma", "epsilon"):
+        if not 0 <= float(memory[key]) <= 1:
+            raise SpecError(f"{where}memory.{key} = {memory[key]!r} must lie in [0, 1]")
+    return {
+        "layers": tuple(layer_ids.index(i) if i in layer_ids else -1 for i in ids),
+        "actions": np.array(list(itertools.product(space, repeat=len(ids))),
+                            dtype=float).reshape(len(space) ** len(ids), len(ids)),
+        "alpha": float(memory["alpha"]), "gamma": float(memory["gamma"]), "epsilon": float(memory["epsilon"]),
+        "niters": niters, "learn_last": min(last, nsteps), "state_specific": bool(memory["state_specific_best"]),
+        # updates at steps 1, 1 + niters, 1 + 2 niters, ... (larvaworld's iterator starts at niters)
+        "updates": nsteps if niters <= 1 else (nsteps - 1) // niters + 1,
+    }
+
+
+def _events(trials: Mapping[str, Any] | None, dt: float, nsteps: int, sources: list[str], source_layers: list[str],
+            intensities: list[float], has_grid: bool, bugs: frozenset[str]) -> tuple[tuple[Event, ...], int]:
+    """larvaworld's ``PrefTrainCondition`` (lib/sim/conditions.py) as a schedule of events, and the step count: the
+    run ends when the last epoch does. Epoch bounds are minutes; an epoch starts after ``int(t0 * 60 / dt)`` steps.
+    In 2.5.1 the condition is checked after the step counter advanced, so an epoch starting at 0 never starts
+    (deviation 13)."""
+    if not trials or trials.get("condition") is None:
+        return (), nsteps
+    condition = trials["condition"]
+    if condition not in CONDITIONS:
+        raise SpecError(f"trials.condition = {condition!r} is not supported; supported: {', '.join(CONDITIONS)}")
+    if not has_grid:
+        raise SpecError(f"trials.condition = {condition!r} empties and refills the food grid: the arena needs one")
+    epochs = list(trials["epochs"])
+    if not epochs:
+        raise SpecError(f"trials.condition = {condition!r} needs epochs")
+    bounds = [(int(float(ep["age_range"][0]) * 60 / dt), int(float(ep["age_range"][1]) * 60 / dt)) for ep in epochs]
+    end = bounds[-1][1]
+    if 1 <= end < nsteps:
+        nsteps = end
+    level = list(intensities)
+    odors = {odor: [i for i, layer in enumerate(source_layers) if layer == odor] for odor in ("CS", "UCS")}
+    counters = {"CS": 0, "UCS": 0}
+
+    def toggle(cs: float, ucs: float) -> None:
+        for odor, value in (("CS", cs), ("UCS", ucs)):
+            for i in odors[odor]:
+                level[i] = value
+
+    events = []
+    c = PEAK_INTENSITY
+    for ep, (start, _) in zip(epochs, bounds):
+        if start == 0 and "first_epoch_skipped" in bugs or start >= nsteps:
+            continue
+        quality = float(ep["substrate"]["quality"])
+        if quality not in (0.0, 1.0):   # larvaworld's condition acts on these two only
+            continue
+        odor = "CS" if quality == 1.0 else "UCS"
+        counters[odor] += 1
+        reset = counters[odor] <= 4
+        if counters[odor] <= 3:
+            toggle(c, 0.0) if odor == "CS" else toggle(0.0, c)
+        elif counters[odor] == 4:
+            if odor == "CS":   # the test trials: only the CS on the left and the UCS on the right remain
+                for odor_, name in (("CS", "CS_r"), ("UCS", "UCS_l")):
+                    for i in [i for i in odors[odor_] if sources[i] == name]:
+                        odors[odor_].remove(i)
+                        level[i] = 0.0
+            toggle(c, c)
+        events.append(Event(step=start, grid="reset" if quality == 1.0 else "empty", intensities=tuple(level),
+                            reset_pose=reset))
+    return tuple(events), nsteps
+
+
 def _check_memory(need: float, what: str) -> None:
     """A SpecError, before anything is allocated, if ``need`` bytes exceed this simulation's share of memory."""
     memory = physical_memory()
@@ -228,9 +361,10 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     _choice("env_params.", "odorscape.odorscape", env["odorscape"]["odorscape"])
     layers = env["odorscape"]["odor_layers"]
     layer_ids = [str(layer["id"]) for layer in layers]
-    odor_pos, odor_layer, odor_int, odor_spread = [], [], [], []
+    odor_pos, odor_layer, odor_int, odor_spread, odor_names = [], [], [], [], []
     for i, layer in enumerate(layers):
         for name in layer["sources"]:
+            odor_names.append(name)
             if name not in sources:
                 raise SpecError(f"odor layer {layer['id']!r} names unknown source {name!r}; "
                                 f"sources: {', '.join(sources) or 'none'}")
@@ -246,8 +380,11 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         _check_memory(8.0 * gx * gy, f"a food grid of {gx:,} x {gy:,} cells")
         grid = np.full((gx, gy), float(grid_cfg["initial_value"]))
 
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
-    place_rng, phase_rng, warm_rng, stride_rng, chain_rng, pause_rng, feed_rng = streams
+    events, nsteps = _events(tree.get("trials"), dt, nsteps, odor_names, [layer_ids[i] for i in odor_layer], odor_int,
+                             grid is not None, bugs)
+    # An eighth stream, spawned after the seven older ones so that their draws stay as they were: the memories'.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+    place_rng, phase_rng, warm_rng, stride_rng, chain_rng, pause_rng, feed_rng, memory_rng = streams
     # larvaworld draws one oscillator phase per process, shared by every crawler and feeder (deviation 1); here one
     # per simulation, from its seed.
     shared_phase = phase_rng.uniform(0.0, TWO_PI) if "shared_phase" in bugs else None
@@ -265,6 +402,13 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         if n < 1:
             raise SpecError(f"larva_groups.{gid}.distribution.N = {n} must be >= 1")
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
+        memory_cfg = group["model"]["brain"].get("memory")
+        memory = None
+        if memory_cfg:
+            memory = _memory_group(memory_cfg, group["model"]["brain"].get("olfactor"), layer_ids, dt, nsteps, bugs,
+                                   where)
+            memory["explore"] = memory_rng.random((n, memory["updates"]))
+            memory["random_action"] = memory_rng.integers(0, len(memory["actions"]), (n, memory["updates"]))
         k_strides = int(nsteps * dt * params["crawler_freq"]) + 2
         k_feeds = int(nsteps * dt * params["feeder_freq"]) + 2 if params["feed_bouts"] else 0
         k_runs = k_strides + k_feeds + 2
@@ -282,6 +426,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
                                       (n, k_strides)),
             chains=chain_rng.choice(chain_k, size=(n, k_runs), p=chain_p),
             pauses=pause_rng.choice(pause_k, size=(n, k_runs), p=pause_p),
+            memory=memory,
         ))
     if not groups:
         raise SpecError("the experiment has no larva groups")
@@ -297,12 +442,14 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     params = {k: np.concatenate([np.full(g["n"], g["params"][k]) for g in groups]) for k in AGENT_PARAMS}
     for k in TURNER_PARAMS:
         params[k] = np.concatenate([np.full(g["n"], getattr(g["tparams"], k)) for g in groups])
-    metrics = resolve_metrics(tree, sources)
+    metrics = resolve_metrics(tree)
+    memory = _memory_setup(groups)
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(params["feed_bouts"].any())
     sensing = bool(params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
-                 None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics)
+                 None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
+                 None if memory is None else (memory.layers, memory.actions.shape[1:]), events)
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g["n"] for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
@@ -314,4 +461,36 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         gains=cat("gains"), food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
+        memory=memory, events=events,
+    )
+
+
+def _memory_setup(groups: list[dict[str, Any]]) -> MemorySetup | None:
+    """The memories of a simulation's groups as one :class:`MemorySetup` (None without any)."""
+    offsets = np.cumsum([0] + [g["n"] for g in groups])
+    parts = [(g, offsets[i]) for i, g in enumerate(groups) if g["memory"] is not None]
+    if not parts:
+        return None
+    first = parts[0][0]["memory"]
+    for g, _ in parts:
+        if g["memory"]["layers"] != first["layers"] or g["memory"]["actions"].shape != first["actions"].shape:
+            raise SpecError("every memory of one simulation must adapt the same odors with as many gains to choose "
+                            "from")
+
+    def per_larva(key: str) -> np.ndarray:
+        return np.concatenate([np.full(g["n"], g["memory"][key]) for g, _ in parts])
+
+    def table(key: str) -> np.ndarray:
+        width = max(g["memory"][key].shape[1] for g, _ in parts)
+        return np.concatenate([np.pad(g["memory"][key], ((0, 0), (0, width - g["memory"][key].shape[1])), mode="edge")
+                               for g, _ in parts])
+
+    return MemorySetup(
+        rows=np.concatenate([np.arange(start, start + g["n"]) for g, start in parts]), layers=first["layers"],
+        actions=np.concatenate([np.broadcast_to(g["memory"]["actions"], (g["n"], *first["actions"].shape))
+                                for g, _ in parts]),
+        alpha=per_larva("alpha"), gamma=per_larva("gamma"), epsilon=per_larva("epsilon"),
+        niters=per_larva("niters").astype(int), learn_last=per_larva("learn_last").astype(int),
+        state_specific=per_larva("state_specific").astype(bool), explore=table("explore"),
+        random_action=table("random_action"),
     )
