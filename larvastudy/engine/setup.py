@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
+from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
@@ -79,19 +81,24 @@ SUPPORTED = {
 }
 
 
-def _choice(where: str, key: str, value: Any) -> str:
+def _check_supported(where: str, key: str, value: object) -> None:
     allowed = SUPPORTED[key]
     if value not in allowed:
         raise SpecError(f"{where}{key} = {value!r} is not supported by the engine; "
                         f"supported: {', '.join(map(str, allowed))}")
-    return value
+
+
+def _choice(where: str, key: str, value: object) -> str:
+    """``value`` of a setting whose supported values are names, once checked."""
+    _check_supported(where, key, value)
+    return str(value)   # one of SUPPORTED[key]'s names: already a str
 
 
 def _positive(where: str, value: Any) -> float:
-    value = float(value)
-    if not value > 0:
-        raise SpecError(f"{where} must be > 0, got {value!r}")
-    return value
+    number = float(value)
+    if not number > 0:
+        raise SpecError(f"{where} must be > 0, got {number!r}")
+    return number
 
 
 @dataclass
@@ -100,17 +107,33 @@ class MemorySetup:
     a memory. ``layers`` (shared by the simulation's memories) maps each odor the memory adapts to its odor layer,
     -1 where the arena has no such odor."""
 
-    rows: np.ndarray                        # (m,) larva indices
+    rows: Ints                              # (m,) larva indices
     layers: tuple[int, ...]                 # (k,) odor layer of each memory odor, -1 if none
-    actions: np.ndarray                     # (m, A, k) gain of each memory odor under each action
-    alpha: np.ndarray
-    gamma: np.ndarray
-    epsilon: np.ndarray
-    niters: np.ndarray                      # (m,) steps between gain updates
-    learn_last: np.ndarray                  # (m,) last step (1-based) with learning on
-    state_specific: np.ndarray              # (m,) bool: state_specific_best
-    explore: np.ndarray                     # (m, K) uniforms of the epsilon draws, one per learning update
-    random_action: np.ndarray               # (m, K) actions drawn when exploring
+    actions: Floats                         # (m, A, k) gain of each memory odor under each action
+    alpha: Floats
+    gamma: Floats
+    epsilon: Floats
+    niters: Ints                            # (m,) steps between gain updates
+    learn_last: Ints                        # (m,) last step (1-based) with learning on
+    state_specific: Bools                   # (m,) state_specific_best
+    explore: Floats                         # (m, K) uniforms of the epsilon draws, one per learning update
+    random_action: Ints                     # (m, K) actions drawn when exploring
+
+
+@dataclass(frozen=True)
+class _GroupMemory:
+    """The RL memory of one larva group's larvae (see :class:`MemorySetup`): its parameters and its draws."""
+
+    layers: tuple[int, ...]
+    actions: Floats                         # (A, k)
+    alpha: float
+    gamma: float
+    epsilon: float
+    niters: int
+    learn_last: int
+    state_specific: bool
+    explore: Floats                         # (n, K)
+    random_action: Ints                     # (n, K)
 
 
 @dataclass(frozen=True)
@@ -124,11 +147,15 @@ class Event:
     reset_pose: bool
 
 
+#: What simulations that step together share (SimSetup.signature): hashable, compared whole.
+Signature: TypeAlias = tuple[Hashable, ...]
+
+
 @dataclass
 class SimSetup:
     """One simulation, ready to be concatenated with others of the same ``signature``."""
 
-    signature: tuple                        # simulations of one signature step together (fields below alike)
+    signature: Signature                    # simulations of one signature step together (fields below alike)
     bugs: frozenset[str]                    # of UPSTREAM_BUGS, reproduced
     sensing: bool                           # some larva smells an odor
     feeding: bool                           # some larva has feeding bouts
@@ -136,29 +163,57 @@ class SimSetup:
     nsteps: int
     dt: float
     metrics: tuple[str, ...]
-    params: dict[str, np.ndarray]           # AGENT_PARAMS + TURNER_PARAMS, each (n,)
-    pos: np.ndarray                         # (n,) complex joint positions
-    head: np.ndarray                        # (n,) head orientation
-    crawler_phase: np.ndarray
-    feeder_phase: np.ndarray
-    turner: np.ndarray                      # (6, n): E_l, E_r, C_l, C_r, H_l, H_r
-    strides: np.ndarray                     # (n, K) stride lengths (body lengths)
-    chains: np.ndarray                      # (n, K) run lengths (strides)
-    pauses: np.ndarray                      # (n, K) pause lengths (ticks)
+    params: dict[str, Floats]               # AGENT_PARAMS + TURNER_PARAMS, each (n,)
+    pos: Complexes                          # (n,) joint positions
+    head: Floats                            # (n,) head orientation
+    crawler_phase: Floats
+    feeder_phase: Floats
+    turner: Floats                          # (6, n): E_l, E_r, C_l, C_r, H_l, H_r
+    strides: Floats                         # (n, K) stride lengths (body lengths)
+    chains: Ints                            # (n, K) run lengths (strides)
+    pauses: Ints                            # (n, K) pause lengths (ticks)
     arena: tuple[str, float, float]         # geometry, width, height
-    odor_pos: np.ndarray                    # (So,) complex odor-source positions
+    odor_pos: Complexes                     # (So,) odor-source positions
     odor_layer: tuple[int, ...]             # layer index of each odor source
-    odor_intensity: np.ndarray              # (So,)
-    odor_spread: np.ndarray                 # (So,) variance (m²)
-    gains: np.ndarray                       # (n, n_layers)
-    food_pos: np.ndarray                    # (Sf,) complex food-source positions
-    food_amount: np.ndarray                 # (Sf,)
-    grid: np.ndarray | None                 # (gx, gy) food grid or None
+    odor_intensity: Floats                  # (So,)
+    odor_spread: Floats                     # (So,) variance (m²)
+    gains: Floats                           # (n, n_layers)
+    food_pos: Complexes                     # (Sf,) food-source positions
+    food_amount: Floats                     # (Sf,)
+    grid: Floats | None                     # (gx, gy) food grid or None
     landmarks: dict[str, complex]           # named points for distance metrics
     odor_only: int                          # sources without food (they count for larvaworld's detection switch)
     feed_rng: np.random.Generator | None
     memory: MemorySetup | None = None
     events: tuple[Event, ...] = ()
+
+
+@dataclass
+class _Group:
+    """One larva group of a simulation, compiled: the simulation's arrays are its groups' concatenated."""
+
+    n: int
+    params: dict[str, float]                # AGENT_PARAMS
+    tparams: NeuralParams
+    gains: Floats                           # (n, n_layers)
+    pos: Complexes
+    head: Floats
+    crawler_phase: Floats
+    feeder_phase: Floats
+    turner: Floats                          # (6, n)
+    strides: Floats                         # (n, K)
+    chains: Ints                            # (n, K)
+    pauses: Ints                            # (n, K)
+    memory: _GroupMemory | None
+
+
+_Scalar = TypeVar("_Scalar", bound=np.generic)
+
+
+def edge_padded(tables: Sequence[npt.NDArray[_Scalar]]) -> npt.NDArray[_Scalar]:
+    """2-d ``tables`` stacked row-wise, each widened to the widest by repeating its last column."""
+    width = max(t.shape[1] for t in tables)
+    return np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1])), mode="edge") for t in tables])
 
 
 def _turner_params(cfg: Mapping[str, Any], where: str) -> NeuralParams:
@@ -172,8 +227,8 @@ def _turner_params(cfg: Mapping[str, Any], where: str) -> NeuralParams:
                         w_cc=float(cfg["w_cc"]), m=float(cfg["m"]), n=_positive(f"{where}turner.n", cfg["n"]))
 
 
-def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str],
-                  where: str) -> tuple[dict[str, float], NeuralParams, np.ndarray, Mapping, Mapping]:
+def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str], where: str
+                  ) -> tuple[dict[str, float], NeuralParams, Floats, Mapping[str, Any], Mapping[str, Any]]:
     body, physics, brain = model["body"], model["physics"], model["brain"]
     if int(body["Nsegs"]) != 2:
         raise SpecError(f"{where}body.Nsegs = {body['Nsegs']!r} is not supported; the engine models 2 segments")
@@ -233,11 +288,12 @@ def _group_params(dt: float, model: Mapping[str, Any], layer_ids: list[str],
 
 
 def _memory_group(memory: Mapping[str, Any], olf: Mapping[str, Any] | None, layer_ids: list[str], dt: float,
-                  nsteps: int, bugs: frozenset[str], where: str) -> dict[str, Any]:
-    """One group's RL memory (larvaworld's ``RLOlfMemory``): which odor layers it adapts and its parameters."""
+                  nsteps: int, bugs: frozenset[str], where: str, n: int, rng: np.random.Generator) -> _GroupMemory:
+    """One group's RL memory (larvaworld's ``RLOlfMemory``) for its ``n`` larvae: which odor layers it adapts, its
+    parameters, and its draws from ``rng``."""
     _choice(where, "memory.mode", memory["mode"])
     _choice(where, "memory.modality", memory["modality"])
-    _choice(where, "memory.state_spacePerSide", memory["state_spacePerSide"])
+    _check_supported(where, "memory.state_spacePerSide", memory["state_spacePerSide"])
     if olf is None:
         raise SpecError(f"{where}memory adapts olfactory gains: the model needs an olfactor")
     # larvaworld's memory adapts the gains its olfactor declares when it is built; odors first met in the arena are
@@ -257,15 +313,17 @@ def _memory_group(memory: Mapping[str, Any], olf: Mapping[str, Any] | None, laye
     for key in ("alpha", "gamma", "epsilon"):
         if not 0 <= float(memory[key]) <= 1:
             raise SpecError(f"{where}memory.{key} = {memory[key]!r} must lie in [0, 1]")
-    return {
-        "layers": tuple(layer_ids.index(i) if i in layer_ids else -1 for i in ids),
-        "actions": np.array(list(itertools.product(space, repeat=len(ids))),
-                            dtype=float).reshape(len(space) ** len(ids), len(ids)),
-        "alpha": float(memory["alpha"]), "gamma": float(memory["gamma"]), "epsilon": float(memory["epsilon"]),
-        "niters": niters, "learn_last": min(last, nsteps), "state_specific": bool(memory["state_specific_best"]),
-        # updates at steps 1, 1 + niters, 1 + 2 niters, ... (larvaworld's iterator starts at niters)
-        "updates": nsteps if niters <= 1 else (nsteps - 1) // niters + 1,
-    }
+    actions = np.array(list(itertools.product(space, repeat=len(ids))),
+                       dtype=float).reshape(len(space) ** len(ids), len(ids))
+    # updates at steps 1, 1 + niters, 1 + 2 niters, ... (larvaworld's iterator starts at niters)
+    updates = nsteps if niters <= 1 else (nsteps - 1) // niters + 1
+    explore = rng.random((n, updates))
+    return _GroupMemory(
+        layers=tuple(layer_ids.index(i) if i in layer_ids else -1 for i in ids), actions=actions,
+        alpha=float(memory["alpha"]), gamma=float(memory["gamma"]), epsilon=float(memory["epsilon"]),
+        niters=niters, learn_last=min(last, nsteps), state_specific=bool(memory["state_specific_best"]),
+        explore=explore, random_action=rng.integers(0, len(actions), (n, updates)),
+    )
 
 
 def _events(trials: Mapping[str, Any] | None, dt: float, nsteps: int, sources: list[str], source_layers: list[str],
@@ -299,8 +357,8 @@ def _events(trials: Mapping[str, Any] | None, dt: float, nsteps: int, sources: l
 
     events = []
     c = PEAK_INTENSITY
-    for ep, (start, _) in zip(epochs, bounds):
-        if start == 0 and "first_epoch_skipped" in bugs or start >= nsteps:
+    for ep, (start, _) in zip(epochs, bounds, strict=True):
+        if (start == 0 and "first_epoch_skipped" in bugs) or start >= nsteps:
             continue
         quality = float(ep["substrate"]["quality"])
         if quality not in (0.0, 1.0):   # larvaworld's condition acts on these two only
@@ -330,7 +388,7 @@ def _check_memory(need: float, what: str) -> None:
                         f"machine's {gigabytes(memory)}: make it smaller")
 
 
-def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tuple[Complexes, Floats]:
     """larvaworld's uniform/circle placement: independent radial draws for x and y (spec §7)."""
     (X, Y), (sx, sy) = dist["loc"], dist["scale"]
     o1, o2 = (float(v) for v in dist["orientation_range"])
@@ -346,7 +404,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     overrides the tree's ``fidelity``, all of whose bugs or none run, e.g. to measure one deviation alone."""
     dt = _positive("dt", tree["dt"])
     duration = _positive("duration", tree["duration"])
-    nsteps = int(round(duration * 60.0 / dt))
+    nsteps = round(duration * 60.0 / dt)
     fidelity = tree.get("fidelity", LARVAWORLD)
     if fidelity not in FIDELITIES:
         raise SpecError(f"fidelity = {fidelity!r} is not a model; use {' or '.join(map(repr, FIDELITIES))}")
@@ -389,10 +447,10 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     # per simulation, from its seed.
     shared_phase = phase_rng.uniform(0.0, TWO_PI) if "shared_phase" in bugs else None
 
-    def phases(n: int) -> np.ndarray:
+    def phases(n: int) -> Floats:
         return np.full(n, shared_phase) if shared_phase is not None else phase_rng.uniform(0.0, TWO_PI, n)
 
-    groups = []
+    groups: list[_Group] = []
     for gid, group in tree["larva_groups"].items():
         where = f"larva_groups.{gid}.model."
         dist = group["distribution"]
@@ -406,9 +464,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         memory = None
         if memory_cfg:
             memory = _memory_group(memory_cfg, group["model"]["brain"].get("olfactor"), layer_ids, dt, nsteps, bugs,
-                                   where)
-            memory["explore"] = memory_rng.random((n, memory["updates"]))
-            memory["random_action"] = memory_rng.integers(0, len(memory["actions"]), (n, memory["updates"]))
+                                   where, n, memory_rng)
         k_strides = int(nsteps * dt * params["crawler_freq"]) + 2
         k_feeds = int(nsteps * dt * params["feeder_freq"]) + 2 if params["feed_bouts"] else 0
         k_runs = k_strides + k_feeds + 2
@@ -418,7 +474,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         warm = warmup_trajectory(dt, tparams)[warm_rng.binomial(WARMUP_FLIPS, 0.5, n)].T
         chain_k, chain_p = discrete_pmf(intermit["stridechain_dist"], 1.0)
         pause_k, pause_p = discrete_pmf(intermit["pause_dist"], dt)
-        groups.append(dict(
+        groups.append(_Group(
             n=n, params=params, tparams=tparams, gains=np.tile(gains, (n, 1)), pos=pos, head=head,
             crawler_phase=phases(n), feeder_phase=phases(n),
             turner=warm,
@@ -431,66 +487,62 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     if not groups:
         raise SpecError("the experiment has no larva groups")
 
-    def cat(key: str) -> np.ndarray:
-        return np.concatenate([g[key] for g in groups])
-
-    def cat_padded(key: str) -> np.ndarray:
-        width_ = max(g[key].shape[1] for g in groups)
-        return np.concatenate([np.pad(g[key], ((0, 0), (0, width_ - g[key].shape[1])), mode="edge")
-                               for g in groups])
-
-    params = {k: np.concatenate([np.full(g["n"], g["params"][k]) for g in groups]) for k in AGENT_PARAMS}
+    agent_params = {k: np.concatenate([np.full(g.n, g.params[k]) for g in groups]) for k in AGENT_PARAMS}
     for k in TURNER_PARAMS:
-        params[k] = np.concatenate([np.full(g["n"], getattr(g["tparams"], k)) for g in groups])
+        agent_params[k] = np.concatenate([np.full(g.n, getattr(g.tparams, k)) for g in groups])
     metrics = resolve_metrics(tree)
-    memory = _memory_setup(groups)
+    memories = _memory_setup(groups)
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
-    feeding = bool(params["feed_bouts"].any())
-    sensing = bool(params["has_olfactor"].any()) and bool(odor_pos)
+    feeding = bool(agent_params["feed_bouts"].any())
+    sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
-                 None if memory is None else (memory.layers, memory.actions.shape[1:]), events)
+                 None if memories is None else (memories.layers, memories.actions.shape[1:]), events)
     return SimSetup(
-        signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g["n"] for g in groups)),
+        signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
-        params=params, pos=cat("pos"), head=cat("head"), crawler_phase=cat("crawler_phase"),
-        feeder_phase=cat("feeder_phase"), turner=np.concatenate([g["turner"] for g in groups], axis=1),
-        strides=cat_padded("strides"), chains=cat_padded("chains"), pauses=cat_padded("pauses"),
+        params=agent_params, pos=np.concatenate([g.pos for g in groups]),
+        head=np.concatenate([g.head for g in groups]),
+        crawler_phase=np.concatenate([g.crawler_phase for g in groups]),
+        feeder_phase=np.concatenate([g.feeder_phase for g in groups]),
+        turner=np.concatenate([g.turner for g in groups], axis=1),
+        strides=edge_padded([g.strides for g in groups]), chains=edge_padded([g.chains for g in groups]),
+        pauses=edge_padded([g.pauses for g in groups]),
         arena=(geometry, width, height), odor_pos=np.array(odor_pos, dtype=complex),
         odor_layer=tuple(odor_layer), odor_intensity=np.array(odor_int), odor_spread=np.array(odor_spread),
-        gains=cat("gains"), food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
+        gains=np.concatenate([g.gains for g in groups]),
+        food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
-        memory=memory, events=events,
+        memory=memories, events=events,
     )
 
 
-def _memory_setup(groups: list[dict[str, Any]]) -> MemorySetup | None:
+def _memory_setup(groups: list[_Group]) -> MemorySetup | None:
     """The memories of a simulation's groups as one :class:`MemorySetup` (None without any)."""
-    offsets = np.cumsum([0] + [g["n"] for g in groups])
-    parts = [(g, offsets[i]) for i, g in enumerate(groups) if g["memory"] is not None]
+    offsets = np.cumsum([0] + [g.n for g in groups])
+    # (larvae, memory, first larva) of each group with a memory
+    parts = [(g.n, g.memory, offsets[i]) for i, g in enumerate(groups) if g.memory is not None]
     if not parts:
         return None
-    first = parts[0][0]["memory"]
-    for g, _ in parts:
-        if g["memory"]["layers"] != first["layers"] or g["memory"]["actions"].shape != first["actions"].shape:
+    first = parts[0][1]
+    for _, memory, _ in parts:
+        if memory.layers != first.layers or memory.actions.shape != first.actions.shape:
             raise SpecError("every memory of one simulation must adapt the same odors with as many gains to choose "
                             "from")
 
-    def per_larva(key: str) -> np.ndarray:
-        return np.concatenate([np.full(g["n"], g["memory"][key]) for g, _ in parts])
+    def per_larva(values: Sequence[float]) -> npt.NDArray[Any]:
+        """One value per group, for each of its larvae (the array's dtype is the values' type)."""
+        return np.concatenate([np.full(n, value) for (n, _, _), value in zip(parts, values, strict=True)])
 
-    def table(key: str) -> np.ndarray:
-        width = max(g["memory"][key].shape[1] for g, _ in parts)
-        return np.concatenate([np.pad(g["memory"][key], ((0, 0), (0, width - g["memory"][key].shape[1])), mode="edge")
-                               for g, _ in parts])
-
+    memories = [memory for _, memory, _ in parts]
     return MemorySetup(
-        rows=np.concatenate([np.arange(start, start + g["n"]) for g, start in parts]), layers=first["layers"],
-        actions=np.concatenate([np.broadcast_to(g["memory"]["actions"], (g["n"], *first["actions"].shape))
-                                for g, _ in parts]),
-        alpha=per_larva("alpha"), gamma=per_larva("gamma"), epsilon=per_larva("epsilon"),
-        niters=per_larva("niters").astype(int), learn_last=per_larva("learn_last").astype(int),
-        state_specific=per_larva("state_specific").astype(bool), explore=table("explore"),
-        random_action=table("random_action"),
+        rows=np.concatenate([np.arange(start, start + n) for n, _, start in parts]), layers=first.layers,
+        actions=np.concatenate([np.broadcast_to(memory.actions, (n, *first.actions.shape)) for n, memory, _ in parts]),
+        alpha=per_larva([m.alpha for m in memories]), gamma=per_larva([m.gamma for m in memories]),
+        epsilon=per_larva([m.epsilon for m in memories]), niters=per_larva([m.niters for m in memories]).astype(int),
+        learn_last=per_larva([m.learn_last for m in memories]).astype(int),
+        state_specific=per_larva([m.state_specific for m in memories]).astype(bool),
+        explore=edge_padded([m.explore for m in memories]),
+        random_action=edge_padded([m.random_action for m in memories]),
     )
