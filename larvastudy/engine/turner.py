@@ -8,10 +8,13 @@ each ``E`` row reads the opposite ``C`` without a copy. Results are identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
+
+from larvastudy.engine.arrays import Floats
 
 WARMUP_FLIPS = 1000
 
@@ -42,8 +45,17 @@ class NeuralTurner:
     avoid numpy's broadcasting machinery, which costs more than the arithmetic on small arrays.
     """
 
-    def __init__(self, dt: float, params: dict[str, np.ndarray], state: np.ndarray):
-        def rows(values: np.ndarray | float) -> np.ndarray:
+    # Row views of E and C (iterating an array gives them, typed Any).
+    E_l: Floats
+    E_r: Floats
+    C_r: Floats
+    C_l: Floats
+    #: Per C row (left first): the row views its sequential update reads, C_new, C_other, E_own, w_ce, w_cc,
+    #: dt_tau, m, zero.
+    c_updates: list[tuple[Floats, Floats, Floats, Floats, Floats, Floats, Floats, Floats]]
+
+    def __init__(self, dt: float, params: dict[str, Floats], state: Floats):
+        def rows(values: Floats | float) -> Floats:
             return np.broadcast_to(values, (2, params["base_activation"].size)).copy()
 
         self.base = rows(params["base_activation"])
@@ -58,6 +70,7 @@ class NeuralTurner:
         self.h0, self.zero, self.stack = rows(64.0), rows(0.0), rows(1.0)
         squares = self.n == 2.0
         # n = 2 (every preset) squares exactly; other n use power. Per larva, so mixing is exact.
+        self._pow: Callable[[Floats], Floats]
         if squares.all():
             self._pow = np.square
         elif not squares.any():
@@ -67,12 +80,12 @@ class NeuralTurner:
                                    else np.where(squares[0], x * x, x**self.n[0]))
         self.E, self.C, self.H = state[0:2].copy(), state[3:1:-1].copy(), state[4:6].copy()
         (self.E_l, self.E_r), (self.C_r, self.C_l) = self.E, self.C   # row views, updated in place
-        # Per C row (left first): the row views its sequential update reads.
-        self.c_updates = [(C_new, C_other, E_own, *(a[row] for a in (self.w_ce, self.w_cc, self.dt_tau, self.m, self.zero)))
+        self.c_updates = [(C_new, C_other, E_own, self.w_ce[row], self.w_cc[row], self.dt_tau[row], self.m[row],
+                           self.zero[row])
                           for row, (C_new, C_other, E_own) in enumerate(((self.C_l, self.C_r, self.E_l),
                                                                          (self.C_r, self.C_l, self.E_r)))]
 
-    def step(self, drive: np.ndarray) -> np.ndarray:
+    def step(self, drive: Floats) -> Floats:
         """Advance by one dt with sensory input ``drive`` (already limited to [-1, 1]); return E_r − E_l."""
         E, H, zero = self.E, self.H, self.zero
         drive = self.stack * drive
@@ -93,9 +106,9 @@ class NeuralTurner:
 
 
 @lru_cache(maxsize=32)
-def warmup_trajectory(dt: float, params: NeuralParams) -> np.ndarray:
+def warmup_trajectory(dt: float, params: NeuralParams) -> Floats:
     """State after k = 0 … 1000 warm-up steps at zero input, shape (1001, 6): E, C, H rows."""
-    turner = NeuralTurner(dt, {k: np.array([v]) for k, v in zip(PARAM_NAMES, astuple(params))},
+    turner = NeuralTurner(dt, {k: np.array([v]) for k, v in zip(PARAM_NAMES, astuple(params), strict=True)},
                           np.zeros((6, 1)))
     zero = np.zeros(1)
     out = np.empty((WARMUP_FLIPS + 1, 6))
