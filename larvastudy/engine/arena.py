@@ -12,16 +12,18 @@ import math
 
 import numpy as np
 
+from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
+
 BOUNDARY_MARGIN = 0.96
 #: Vertices of larvaworld's circular arena (``util.circle_to_polygon(60, D / 2)``).
 POLYGON_VERTICES = 60
 _SECTOR = 2.0 * math.pi / POLYGON_VERTICES
 #: Outward unit normals (x, y) of the 60-gon's edges: edge k lies between the vertices at k·6° and (k + 1)·6°.
-_NORMAL_X = np.cos((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
-_NORMAL_Y = np.sin((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
+_NORMAL_X: Floats = np.cos((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
+_NORMAL_Y: Floats = np.sin((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
 
 
-def _projections(z: np.ndarray) -> np.ndarray:
+def _projections(z: Complexes) -> Floats:
     """Each point's projection on every edge normal, shape (points, 60), in real arithmetic: a complex product
     might be fused differently for different array lengths (see engine/loop.py)."""
     return z.real[:, None] * _NORMAL_X + z.imag[:, None] * _NORMAL_Y
@@ -30,7 +32,7 @@ def _projections(z: np.ndarray) -> np.ndarray:
 class Arena:
     """Boundary of one arena geometry; widths and heights are per larva."""
 
-    def __init__(self, geometry: str, width: np.ndarray, height: np.ndarray, polygon: bool = False):
+    def __init__(self, geometry: str, width: Floats, height: Floats, polygon: bool = False):
         self.geometry, self.width, self.height = geometry, width, height
         self.half_x = BOUNDARY_MARGIN * width / 2
         self.half_y = BOUNDARY_MARGIN * height / 2
@@ -38,7 +40,7 @@ class Arena:
         # A regular polygon is the points whose projection on every edge normal is at most the apothem.
         self.apothem = self.half_x * math.cos(_SECTOR / 2)
 
-    def outside(self, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def outside(self, z: Complexes, rows: Ints | None = None) -> Bools:
         """Whether each point lies outside the allowed region.
 
         ``rows`` indexes the larvae the points belong to and broadcasts against ``z`` (e.g. shape
@@ -55,7 +57,7 @@ class Arena:
             return out
         return np.abs(z) > hx
 
-    def reach(self, start: np.ndarray, direction: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def reach(self, start: Complexes, direction: Complexes, rows: Ints) -> Floats:
         """Distance from inside points ``start`` along unit vectors ``direction`` to the boundary."""
         hx, hy = self.half_x[rows], self.half_y[rows]
         if self.geometry == "rectangular":
@@ -66,7 +68,8 @@ class Arena:
         if self.polygon:
             at, towards = _projections(start), _projections(direction)
             with np.errstate(divide="ignore", invalid="ignore"):
-                limits = np.where(towards > 0, (self.apothem[rows, None] - at) / towards, np.inf)
-            return np.maximum(limits.min(axis=1), 0.0)
+                distances = np.where(towards > 0, (self.apothem[rows, None] - at) / towards, np.inf)
+            nearest: Floats = distances.min(axis=1)   # the edge the ray crosses first
+            return np.maximum(nearest, 0.0)
         along = start.real * direction.real + start.imag * direction.imag
         return np.maximum(np.sqrt(np.maximum(along * along + hx * hx - np.square(np.abs(start)), 0.0)) - along, 0.0)
