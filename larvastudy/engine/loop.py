@@ -16,13 +16,19 @@ with a zero imaginary part) round the same either way.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from larvastudy.engine.arena import Arena
+from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
-from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TURNER_PARAMS, TWO_PI, Event, SimSetup
+from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
+from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import NeuralTurner
 
 EXEC, PAUSE, FEED = 0, 1, 2
@@ -31,17 +37,71 @@ LIN_CORRECTION = 0.00011                # m/s removed per linear-correction iter
 MAX_CORRECTIONS = 100
 
 
-def _clip(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+_T = TypeVar("_T")
+
+
+def _clip(x: Floats, low: Floats, high: Floats) -> Floats:
     return np.minimum(np.maximum(x, low), high)
 
 
-def _draw(table: np.ndarray, width: int, rows: np.ndarray, counter: np.ndarray) -> np.ndarray:
+def _draw(table: Ints, width: int, rows: Ints, counter: Ints) -> Ints:
     """Next pre-drawn value per selected larva: ``table[row, counter[row]]`` on the flat table."""
-    return table[rows * width + counter[rows]]
+    drawn: Ints = table[rows * width + counter[rows]]
+    return drawn
+
+
+def _each(values: list[_T | None]) -> list[_T]:
+    """What every simulation of a batch has: a signature implies whether they have it (food grid, feeding draws,
+    memories), so one simulation without it is a bug."""
+    present = [value for value in values if value is not None]
+    if len(present) != len(values):
+        raise ValueError("simulations of one signature differ: some lack what the others have")
+    return present
 
 
 class BatchRun:
     """Simulations sharing one signature, concatenated larva by larva."""
+
+    # State whose type numpy's stubs lose (engine/arrays.py). From odor_pos on, it exists only with odors or food.
+    pos: Complexes
+    start_pos: Complexes
+    unit: Complexes
+    imag_unit: Complexes
+    head: Floats
+    start_head: Floats
+    tail: Floats
+    two_pi: Floats
+    pi: Floats
+    inv_two_pi: Floats
+    inv_dt: Floats
+    dt_arr: Floats
+    att_scale: Floats
+    crawler_phase: Floats
+    feeder_phase: Floats
+    strides_w: int
+    chains_w: int
+    pauses_w: int
+    stride_rows: Ints
+    stride_i: Ints
+    chain_i: Ints
+    pause_i: Ints
+    n_exp: Ints
+    pause_len: Ints
+    n_str: Ints
+    ticks: Ints
+    counts: dict[str, Ints]
+    odor_pos: Complexes                 # (sources, larvae)
+    odor_int: Floats
+    layer_starts: Ints | None
+    layer_empty: Bools
+    gain_sum: Floats
+    decay: Floats
+    food_pos: Complexes                 # (larvae, sources)
+    food_amount: Floats
+    odor_only: Ints
+    grid: Floats | None                 # the simulations' food grids, flat, one after the other
+    grid_shape: tuple[int, ...]         # (gx, gy), with a grid
+    grid_full: Floats
 
     def __init__(self, setups: list[SimSetup]):
         first = setups[0]
@@ -50,11 +110,11 @@ class BatchRun:
         self.n = n = int(sum(self.sizes))
         self.sim = np.repeat(np.arange(len(setups)), self.sizes)
         cat = np.concatenate
-        p = {k: cat([s.params[k] for s in setups]) for k in AGENT_PARAMS + TURNER_PARAMS}
+        p: dict[str, Floats] = {k: cat([s.params[k] for s in setups]) for k in AGENT_PARAMS + TURNER_PARAMS}
         self.p = p
         dt = self.dt
 
-        def per_larva(values: list) -> np.ndarray:
+        def per_larva(values: Sequence[object]) -> npt.NDArray[Any]:
             return np.repeat(np.asarray(values), self.sizes, axis=0)
 
         self.zeros, self.ones = np.zeros(n), np.ones(n)
@@ -91,14 +151,12 @@ class BatchRun:
         self.turner = NeuralTurner(dt, p, cat([s.turner for s in setups], axis=1))
 
         # Pre-drawn bouts and stride lengths, flattened row by row.
-        def table(key: str) -> tuple[np.ndarray, int]:
-            arrays = [getattr(s, key) for s in setups]
-            width = max(a.shape[1] for a in arrays)
-            return cat([np.pad(a, ((0, 0), (0, width - a.shape[1])), mode="edge") for a in arrays]).ravel(), width
-
-        self.strides, self.strides_w = table("strides")
-        self.chains, self.chains_w = table("chains")
-        self.pauses, self.pauses_w = table("pauses")
+        strides = edge_padded([s.strides for s in setups])
+        chains = edge_padded([s.chains for s in setups])
+        pauses = edge_padded([s.pauses for s in setups])
+        self.strides, self.strides_w = strides.ravel(), strides.shape[1]
+        self.chains, self.chains_w = chains.ravel(), chains.shape[1]
+        self.pauses, self.pauses_w = pauses.ravel(), pauses.shape[1]
         rows = np.arange(n)
         self.stride_i, self.chain_i, self.pause_i = np.zeros(n, int), np.zeros(n, int), np.full(n, -1)
         self.freq_length = p["crawler_freq"] * p["length"]
@@ -142,13 +200,15 @@ class BatchRun:
             self.n_food = first.food_pos.size
             self.food_keys = self.sim[:, None] * self.n_food + np.arange(self.n_food)
             self.food_amount = cat([s.food_amount for s in setups])
-            self.grid = cat([s.grid.ravel() for s in setups]) if first.grid is not None else None
-            self.grid_shape = first.grid.shape if first.grid is not None else None
+            self.grid = None
+            if first.grid is not None:
+                self.grid = cat([grid.ravel() for grid in _each([s.grid for s in setups])])
+                self.grid_shape = first.grid.shape
             self.can_feed = p["has_feeder"] > 0
             self.feed_bouts = p["feed_bouts"] > 0
             # Food is found within the larva's radius of the head tip, not the source's (spec §5.3).
             self.reach2 = np.square(p["radius"])[:, None]
-            self.feed_rngs = [s.feed_rng for s in setups]
+            self.feed_rngs = _each([s.feed_rng for s in setups])
             self.odor_only = per_larva([s.odor_only for s in setups])
             self.uniforms = np.empty((0, 1, n))
 
@@ -166,7 +226,7 @@ class BatchRun:
                                  self.arena.width, self.nsteps, dt)
 
     # -- sensing -----------------------------------------------------------------------------
-    def _sense(self, t: int, tip: np.ndarray) -> np.ndarray:
+    def _sense(self, t: int, tip: Complexes) -> Floats:
         """Olfactor output after sensing at ``tip`` ('log' perception, spec §4.2)."""
         conc = self.odor_int * np.exp(np.square(np.abs(tip - self.odor_pos)) * self.odor_scale)
         if self.layer_starts is not None:
@@ -183,7 +243,7 @@ class BatchRun:
         self.odor_last = conc
         return self.odor_out
 
-    def _detect_food(self, tip: np.ndarray, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _detect_food(self, tip: Complexes, choice: Floats) -> tuple[Bools, Ints]:
         """Per larva: whether food is found (spec §5.3), and the index of that source or grid cell.
 
         Sources are looked for within the larva's radius of the head tip; the corrected model takes the nearest
@@ -213,7 +273,7 @@ class BatchRun:
         drawn = (np.cumsum(within, axis=1) > np.floor(choice * count)[:, None]).argmax(axis=1)
         return (count > 0) & (self.can_feed | many), self.food_keys[rows, np.where(many, nearest, drawn)]
 
-    def _eat(self, eaters: np.ndarray, where: np.ndarray) -> None:
+    def _eat(self, eaters: Ints, where: Ints) -> None:
         """Serve one bite to each eater, in larva order where several share a source or cell."""
         store = self.grid if self.grid is not None else self.food_amount
         keys = where[eaters]
@@ -227,17 +287,18 @@ class BatchRun:
         np.subtract.at(store, keys, eaten)
         self.amount_eaten[eaters] += 1000.0 * eaten
 
-    def _feed_uniforms(self, t: int) -> np.ndarray:
+    def _feed_uniforms(self, t: int) -> Floats:
         """This step's uniform draws, (draws, larvae), from each simulation's own stream: one per larva for the
         feeding decision, and in larvaworld's model one more for its choice among sources within reach."""
         if t % FEED_CHUNK == 0:
             rows, draws = min(FEED_CHUNK, self.nsteps - t), 2 if self.upstream_food else 1
-            self.uniforms = np.concatenate([rng.random((rows, draws, n)) for rng, n in zip(self.feed_rngs, self.sizes)],
-                                           axis=2)
-        return self.uniforms[t % FEED_CHUNK]
+            self.uniforms = np.concatenate([rng.random((rows, draws, n))
+                                            for rng, n in zip(self.feed_rngs, self.sizes, strict=True)], axis=2)
+        drawn: Floats = self.uniforms[t % FEED_CHUNK]
+        return drawn
 
     # -- behaviour -----------------------------------------------------------------------------
-    def _coupling(self, phase: np.ndarray) -> np.ndarray:
+    def _coupling(self, phase: Floats) -> Floats:
         """Phasic crawl-bend interference factor (spec §3.4), no wrap-around of the phase difference."""
         p = self.p
         shifted = phase - p["att_phase"]
@@ -245,7 +306,7 @@ class BatchRun:
         # exp(...) lies in (0, 1], so att lies in [base, base + max]: clip only where that leaves [0, 1].
         return _clip(att, self.zeros, self.ones) if self.att_needs_clip else att
 
-    def _crawl(self) -> tuple[np.ndarray, np.ndarray]:
+    def _crawl(self) -> tuple[Floats, Bools]:
         """Advance active crawlers; return (linear velocity m/s, completed-stride mask).
 
         Branch-free: with tens of larvae some stride completes in almost every step.
@@ -259,18 +320,19 @@ class BatchRun:
         wave = p["crawler_amp"] * np.cos(self.crawler_phase - p["crawler_phase_peak"]) + self.ones
         return stride_speed * wave * self.crawling, completed
 
-    def _start_runs(self, rows: np.ndarray) -> None:
+    def _start_runs(self, rows: Ints) -> None:
         self.chain_i[rows] += 1
         self.n_exp[rows] = _draw(self.chains, self.chains_w, rows, self.chain_i)
         self.state[rows], self.n_str[rows], self.ticks[rows] = EXEC, 0, 0
 
-    def _intermit(self, completed: np.ndarray, feed_motion: np.ndarray | None, on_food: np.ndarray | None,
-                  uniform: np.ndarray | None) -> None:
+    def _intermit(self, completed: Bools, feed_motion: Bools | None, on_food: Bools | None,
+                  uniform: Floats | None) -> None:
         """Intermitter step (spec §3.6, §5.4): runs of Nexp strides and pauses of k ticks, one more of each
-        in larvaworld's model (deviation 3)."""
+        in larvaworld's model (deviation 3). The feeding arguments are all None or none is (``self.feed``)."""
         self.ticks += 1
         counts = self.counts
         if feed_motion is not None:
+            assert on_food is not None and uniform is not None
             keep = uniform <= self.p["eeb"]
             stop = feed_motion & ~(on_food & keep)
             start = ~feed_motion & on_food & keep & (self.state != FEED) & self.feed_bouts
@@ -296,7 +358,7 @@ class BatchRun:
             self._start_runs(rested.nonzero()[0])
 
     # -- body ----------------------------------------------------------------------------------
-    def _correct_heading(self, rows: np.ndarray, omega: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    def _correct_heading(self, rows: Ints, omega: Floats, low: Floats, high: Floats) -> None:
         """Walk ω towards and through zero until the head tip is inside (spec §2.3, deviation 4).
 
         Candidate k is ``clip(ω − k·δ, low, high)`` for k = 1…100; the first whose tip is inside wins,
@@ -317,7 +379,7 @@ class BatchRun:
                 break
         omega[rows] = result
 
-    def _correct_speed(self, rows: np.ndarray, v: np.ndarray, tip: np.ndarray, unit: np.ndarray) -> None:
+    def _correct_speed(self, rows: Ints, v: Floats, tip: Complexes, unit: Complexes) -> None:
         """Slow down in 0.00011 m/s decrements until the moved tip is inside; else v = 0 (spec §2.3).
 
         The arena is convex and the tip inside, so the allowed speeds form [0, v_max]: the number of
@@ -328,7 +390,7 @@ class BatchRun:
         slowed = v[rows] - k * LIN_CORRECTION
         v[rows] = np.where((k <= MAX_CORRECTIONS) & (slowed >= 0), slowed, 0.0)
 
-    def _move(self, lin: np.ndarray, ang: np.ndarray) -> np.ndarray:
+    def _move(self, lin: Floats, ang: Floats) -> Floats:
         """Torque physics, arena correction, head move and tail drag; return the velocity (m/s)."""
         p, dt = self.p, self.dt_arr
         v = lin * p["lin_vel_coef"]
@@ -340,7 +402,7 @@ class BatchRun:
         low = (self.bend + self.pi) * -self.inv_dt
         high = (self.pi - self.bend) * self.inv_dt
         omega = _clip(omega, low, high)
-        unit = np.exp((self.head + omega * dt) * self.imag_unit)
+        unit: Complexes = np.exp((self.head + omega * dt) * self.imag_unit)
         tip = self.pos + self.half_c * unit
         out = self.arena.outside(tip)
         if np.count_nonzero(out):
@@ -390,11 +452,12 @@ class BatchRun:
     def _bounds(self) -> list[tuple[int, int]]:
         """Each simulation's slice of the larva arrays."""
         bounds = np.cumsum([0, *self.sizes]).tolist()
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(itertools.pairwise(bounds))
 
     def _steps(self) -> None:
         all_on_output = bool(self.att_output.all())
         any_on_input = bool(self.att_input.any())
+        memory = self.memory
         if 0 in self.events:
             self._event(self.events[0])
         for t in range(self.nsteps):
@@ -404,8 +467,8 @@ class BatchRun:
                 uniforms = self._feed_uniforms(t)
                 on_food, food_at = self._detect_food(tip, uniforms[-1])
                 self.food_steps += on_food
-            if self.memory is not None:   # the memory rewrites the gains before the olfactor senses (reward: food)
-                self._learn(t, on_food)
+            if memory is not None:   # the memory rewrites the gains before the olfactor senses (reward: food)
+                self._learn(memory, t, on_food)
             drive = self._sense(t, tip) if self.sensing else self.zeros
             att = self.ones
             if self.feed:
@@ -424,7 +487,7 @@ class BatchRun:
             ang = self.turner.step(drive)
             ang = ang * (att if all_on_output else np.where(self.att_output, att, self.ones))
             v = self._move(lin, ang)
-            if self.feed:
+            if feed_motion is not None and on_food is not None:   # self.feed
                 eaters = (feed_motion & on_food).nonzero()[0]
                 if eaters.size:
                     self._eat(eaters, food_at)
@@ -437,9 +500,8 @@ class BatchRun:
                 self._event(event)
 
     # -- odor learning ---------------------------------------------------------------------------
-    def _learn(self, t: int, on_food: np.ndarray | None) -> None:
-        """One step of every memory; where it chooses new gains, the olfactor's gains change."""
-        memory = self.memory
+    def _learn(self, memory: _Memories, t: int, on_food: Bools | None) -> None:
+        """One step of every memory (``self.memory``); where it chooses new gains, the olfactor's gains change."""
         reward = on_food[memory.rows] if on_food is not None else np.zeros(memory.rows.size, dtype=bool)
         rows, actions = memory.step(t + 1, reward)
         if rows.size:
@@ -475,23 +537,19 @@ class _Memories:
 
     def __init__(self, setups: list[SimSetup], sizes: list[int], dt: float):
         offsets = np.cumsum([0, *sizes])[:-1]
-        parts = [(s.memory, off) for s, off in zip(setups, offsets)]
+        memories: list[MemorySetup] = _each([s.memory for s in setups])
         cat = np.concatenate
-        self.rows = cat([m.rows + off for m, off in parts])
-        self.layers = setups[0].memory.layers
-        self.actions = cat([m.actions for m, _ in parts])   # (m, A, k)
-        self.one_minus_alpha = cat([1 - m.alpha for m, _ in parts])
-        self.alpha, self.gamma = cat([m.alpha for m, _ in parts]), cat([m.gamma for m, _ in parts])
-        self.epsilon = cat([m.epsilon for m, _ in parts])
-        self.niters, self.learn_last = cat([m.niters for m, _ in parts]), cat([m.learn_last for m, _ in parts])
-        self.state_specific = cat([m.state_specific for m, _ in parts])
-        width = max(m.explore.shape[1] for m, _ in parts)
-
-        def table(key: str) -> np.ndarray:
-            return cat([np.pad(getattr(m, key), ((0, 0), (0, width - getattr(m, key).shape[1])), mode="edge")
-                        for m, _ in parts])
-
-        self.explore, self.random_action, self.width = table("explore"), table("random_action"), width
+        self.rows = cat([m.rows + off for m, off in zip(memories, offsets, strict=True)])
+        self.layers = memories[0].layers
+        self.actions = cat([m.actions for m in memories])   # (m, A, k)
+        self.one_minus_alpha = cat([1 - m.alpha for m in memories])
+        self.alpha, self.gamma = cat([m.alpha for m in memories]), cat([m.gamma for m in memories])
+        self.epsilon = cat([m.epsilon for m in memories])
+        self.niters, self.learn_last = cat([m.niters for m in memories]), cat([m.learn_last for m in memories])
+        self.state_specific = cat([m.state_specific for m in memories])
+        self.explore = edge_padded([m.explore for m in memories])
+        self.random_action = edge_padded([m.random_action for m in memories])
+        self.width = self.explore.shape[1]
         m = self.rows.size
         self.q = np.zeros((m, self.actions.shape[1]))
         self.last = np.zeros(m, dtype=int)            # lastAction
@@ -500,22 +558,24 @@ class _Memories:
         self.updates = np.zeros(m, dtype=int)         # learning updates so far (index into the draws)
         self.index = np.arange(m)
 
-    def _q_update(self, rows: np.ndarray) -> np.ndarray:
-        """Q[last] = (1 - α) Q[last] + α (rewardSum + γ max Q) for ``rows``; the greedy action after it."""
+    def _q_update(self, rows: Ints) -> Ints:
+        """Q[last] = (1 - alpha) Q[last] + alpha (rewardSum + gamma max Q) for ``rows``; the greedy action after it."""
         q = self.q[rows]
         best_next = q.max(axis=1)
         last = self.last[rows]
         self.q[rows, last] = (self.one_minus_alpha[rows] * q[np.arange(rows.size), last]
                               + self.alpha[rows] * (self.reward_sum[rows] + self.gamma[rows] * best_next))
-        return self.q[rows].argmax(axis=1)
+        greedy: Ints = self.q[rows].argmax(axis=1)
+        return greedy
 
-    def step(self, k: int, reward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, k: int, reward: Bools) -> tuple[Ints, Ints]:
         """Memory step ``k`` (1-based) with this step's reward (on food); the rows that chose and their actions."""
         self.reward_sum += reward - 0.01
         learning = k <= self.learn_last
         self.iterator += learning
         due = learning & (self.iterator >= self.niters)
-        chosen, actions = [], []
+        chosen: list[Ints] = []
+        actions: list[Ints] = []
         if np.count_nonzero(due):
             rows = due.nonzero()[0]
             draw = rows * self.width + self.updates[rows]
@@ -546,7 +606,7 @@ class _Memories:
             return self.index[:0], self.index[:0]
         return np.concatenate(chosen), np.concatenate(actions)
 
-    def best_gains(self, n: int) -> dict[str, np.ndarray]:
+    def best_gains(self, n: int) -> dict[str, Floats]:
         """``g_odor1``/``g_odor2`` per larva: the gain of each memory odor under the best action (NaN where none)."""
         best = self.actions[self.index, self.q.argmax(axis=1)]   # (m, k)
         out = {}
