@@ -16,7 +16,7 @@ import numpy as np
 
 from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.metrics import available_metrics, canonical
-from larvastudy.engine.setup import compile_sim
+from larvastudy.engine.setup import Signature, compile_sim
 
 __all__ = ["SimResult", "available_metrics", "canonical", "simulate", "simulate_many"]
 
@@ -59,22 +59,22 @@ def simulate(config: Mapping[str, Any], seed: int) -> SimResult:
 def simulate_many(jobs: Sequence[tuple[Mapping[str, Any], int]]) -> list[SimResult]:
     """Run many (config, seed) simulations, batched by structure; results in job order."""
     setups = [compile_sim(config, seed) for config, seed in jobs]
-    groups: dict[tuple, list[int]] = defaultdict(list)
+    groups: dict[Signature, list[int]] = defaultdict(list)
     for i, setup in enumerate(setups):
         groups[setup.signature].append(i)
-    results: list[SimResult | None] = [None] * len(jobs)
+    results: dict[int, SimResult] = {}   # by job
     for indices in groups.values():
         for chunk in _chunks(indices, [setups[i].n for i in indices]):
             run = BatchRun([setups[i] for i in chunk])
-            for i, per_larva, error in zip(chunk, run.run(), run.diverged()):
+            for i, per_larva, error in zip(chunk, run.run(), run.diverged(), strict=True):
                 results[i] = SimResult(seed=int(jobs[i][1]), per_larva=per_larva, error=error)
-    return results  # type: ignore[return-value]
+    return [results[i] for i in range(len(jobs))]
 
 
 def _chunks(indices: list[int], sizes: list[int]) -> list[list[int]]:
     chunks: list[list[int]] = [[]]
     total = 0
-    for i, n in zip(indices, sizes):
+    for i, n in zip(indices, sizes, strict=True):
         if chunks[-1] and total + n > MAX_BATCH_LARVAE:
             chunks.append([])
             total = 0
