@@ -378,7 +378,8 @@ def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> No
         inert.setdefault(name, "bins the odor change into memory states, of which there is one while "
                                "memory.state_spacePerSide = 0, the only value the engine runs (larvaworld's default): "
                                "it changes nothing")
-    if path.endswith(".physics.ang_vel_coef") and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity":
+    if (path.endswith(".physics.ang_vel_coef")
+            and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity"):
         inert.setdefault(name, "only acts when physics.ang_mode = 'velocity' (in larvaworld 2.5.1 too): it changes "
                                "nothing here")
 
@@ -481,7 +482,8 @@ def batch_from_kwargs(experiment: str, sample: Mapping[str, Any] | None = None,
         target[axis] = spec
     return Batch(name=name or larvaworld_extras.get("id") or experiment, experiment=experiment, sample=axes,
                  fixed=consts, Nsims=Nsims, metrics=tuple(metrics or ()),
-                 optimization=Optimization.from_dict(optimization) if isinstance(optimization, Mapping) else optimization,
+                 optimization=(Optimization.from_dict(optimization) if isinstance(optimization, Mapping)
+                               else optimization),
                  seed=seed, targets=targets or {})
 
 

@@ -256,7 +256,7 @@ def _preference_training(epoch_minutes: float, duration: float) -> Tree:
         "trials": {
             "condition": "preference_training",
             "epochs": [{"age_range": [t0, t1], "substrate": {"quality": q}}
-                       for t0, t1, q in zip(bounds[:-1], bounds[1:], [1.0, 0.0] * 4)],
+                       for t0, t1, q in zip(bounds[:-1], bounds[1:], [1.0, 0.0] * 4, strict=True)],
         },
         "metrics": ["PI", "g_odor1", "g_odor2", "amount_eaten", "on_food_dur_ratio", *BASE_METRICS],
     }
