@@ -79,7 +79,8 @@ def test_kwargs_accept_a_larvaworld_registry_entry():
              "optimization": {"fit_par": None, "minimize": True, "absolute": False, "threshold": 0.001,
                               "max_Nsims": 5, "operator": "mean"}}
     batch = batch_from_kwargs("PItest_off", **entry)
-    assert batch.sample == {"gain_dict.CS": [-100.0, 100.0]} and batch.fixed == {"duration": 0.05, "fidelity": "larvaworld-2.5.1"}
+    assert batch.sample == {"gain_dict.CS": [-100.0, 100.0]}
+    assert batch.fixed == {"duration": 0.05, "fidelity": "larvaworld-2.5.1"}
     assert batch.optimization == Optimization(threshold=0.001, max_Nsims=5)
     assert (batch.name, batch.direction) == ("PItest_off", "maximize")
     old = batch_from_kwargs("PItest_off", fixed=FAST, optimization={"fit_par": "PI2", "operations": {"abs": True}})

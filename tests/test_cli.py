@@ -148,6 +148,7 @@ def test_show_prints_range_values_as_people_write_them(tmp_path):
 
 def test_dash_n_is_larvae_per_group_as_in_larvaworld_and_options_are_never_abbreviated(tmp_path):
     shown = cli(tmp_path, "show", "PItest_off", "-N", "10")
-    assert shown.returncode == 0 and "fixed: {'fidelity': 'larvaworld-2.5.1', 'Npoints': 10}" in shown.stdout and "1 replicates" in shown.stdout
+    assert shown.returncode == 0
+    assert "fixed: {'fidelity': 'larvaworld-2.5.1', 'Npoints': 10}" in shown.stdout and "1 replicates" in shown.stdout
     abbreviated = cli(tmp_path, "show", "PItest_off", "--nsim", "3")
     assert abbreviated.returncode == 2 and "unrecognized arguments: --nsim 3" in abbreviated.stderr

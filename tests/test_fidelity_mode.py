@@ -5,6 +5,7 @@ are in tests/test_fidelity.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -46,7 +47,8 @@ def test_corrected_is_the_engine_before_the_parameter(experiment):
 def test_the_default_is_larvaworlds_model_and_differs(experiment):
     default = simulate(apply_overrides(experiment_tree(experiment), CONDITIONS[experiment]), SEED)
     larvaworld = simulate(tree(experiment, LARVAWORLD, **CONDITIONS[experiment]), SEED)
-    assert {k: v.tolist() for k, v in default.per_larva.items()} == {k: v.tolist() for k, v in larvaworld.per_larva.items()}
+    assert ({k: v.tolist() for k, v in default.per_larva.items()}
+            == {k: v.tolist() for k, v in larvaworld.per_larva.items()})
     sums = {name: float(values.sum()) for name, values in larvaworld.per_larva.items()}
     assert sums["v_mu"] != GOLDEN[experiment]["v_mu"]
 
@@ -103,7 +105,7 @@ def _bouts(fidelity: str) -> tuple[list[int], list[int]]:
     runs, pauses = [], []
     for larva in range(states.shape[1]):
         change = np.flatnonzero(np.diff(states[:, larva])) + 1
-        for start, stop in zip(change[:-1], change[1:]):   # whole bouts only: the first and last may be cut
+        for start, stop in itertools.pairwise(change):   # whole bouts only: the first and last may be cut
             if states[start, larva] == PAUSE:
                 pauses.append(int(stop - start))
             elif states[start, larva] == EXEC:             # the stride completing at ``stop`` ends the run
