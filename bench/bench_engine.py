@@ -7,6 +7,7 @@ Single-threaded (one core): numpy here calls no BLAS in the hot loop.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import platform
 import time
@@ -67,7 +68,7 @@ def main() -> None:
     # One line per experiment added since (issue 14): one simulation of each as registered.
     for name, larvae_, steps_ in (("PItrain_mini", 30, 600), ("PItrain", 30, 24_000)):
         job = (experiment_tree(name), 0)
-        seconds = best_of(args.repeat if steps_ <= 3000 else 1, lambda: simulate(*job))
+        seconds = best_of(args.repeat if steps_ <= 3000 else 1, functools.partial(simulate, *job))
         lines.append(f"one {name} simulation ({larvae_} larvae x {steps_} steps):".ljust(52)
                      + f"{seconds:7.3f} s   {larvae_ * steps_ / seconds / 1e6:6.2f} M agent-steps/s")
     report(lines, args.out)

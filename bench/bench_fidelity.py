@@ -76,7 +76,8 @@ def main() -> None:
              "* = differs from larvaworld's model by more than 3 combined standard errors"]
     width = 18
     for name, (experiment, overrides, metrics) in CONDITIONS.items():
-        measured = {variant: run(experiment, overrides, metrics, bugs, args.seeds) for variant, bugs in VARIANTS.items()}
+        measured = {variant: run(experiment, overrides, metrics, bugs, args.seeds)
+                    for variant, bugs in VARIANTS.items()}
         lines += ["", name, f"{'metric':<20}" + "".join(f"{v:>{width}}" for v in VARIANTS)]
         for metric in metrics:
             reference = measured["larvaworld"][metric]
