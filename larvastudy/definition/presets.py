@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from larvastudy.engine.metrics import BASE_METRICS, BOUT_METRICS, FEED_METRICS
@@ -186,55 +187,37 @@ _PATCHES = {f"SourceGroup_{k}": _source(0.07 * math.cos(math.radians(45 * k)),
             for k in range(8)}
 
 
+def _experiment(duration: float, env: Tree, groups: Tree, metrics: list[str]) -> Tree:
+    """An experiment of ``duration`` minutes at larvaworld's dt = 0.1 s."""
+    return {"dt": 0.1, "duration": duration, "env_params": env, "larva_groups": groups, "metrics": metrics}
+
+
 EXPERIMENTS: dict[str, Tree] = {
-    "PItest_off": {
-        "dt": 0.1,
-        "duration": 5.0,
-        "env_params": _env("circular", (0.1, 0.1),
-                           {"CS": _source(-0.04, 0.0), "UCS": _source(0.04, 0.0)},
-                           [_layer("CS", 1.0, ["CS"]), _layer("UCS", 1.0, ["UCS"])]),
-        "larva_groups": {"navigator_x2": _group("navigator_x2", 30, (0, 0), (0.005, 0.02), (0, 360))},
-        "metrics": ["PI", "PI2", *BASE_METRICS],
-    },
-    "chemotaxis": {
-        "dt": 0.1,
-        "duration": 5.0,
-        "env_params": _env("rectangular", (0.1, 0.06), {"Source": _source(0.04, 0.0)},
-                           [_layer("Odor", 2.0, ["Source"])]),
-        "larva_groups": {"navigator": _group("navigator", 8, (-0.04, 0), (0.005, 0.02), (-30, 30))},
-        "metrics": ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS],
-    },
-    "chemorbit": {
-        "dt": 0.1,
-        "duration": 5.0,
-        "env_params": _env("rectangular", (0.1, 0.06), {"Source": _source(0.0, 0.0)},
-                           [_layer("Odor", 1.0, ["Source"])]),
-        "larva_groups": {"navigator": _group("navigator", 3, (0, 0), (0, 0), (0, 360))},
-        "metrics": ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS],
-    },
-    "dish": {
-        "dt": 0.1,
-        "duration": 5.0,
-        "env_params": _env("circular", (0.1, 0.1), {}, []),
-        "larva_groups": {"explorer": _group("explorer", 30, (0, 0), (0.02, 0.02), (0, 360))},
-        "metrics": [*BASE_METRICS, *BOUT_METRICS],
-    },
-    "patchy_food": {
-        "dt": 0.1,
-        "duration": 10.0,
-        "env_params": _env("rectangular", (0.2, 0.2), copy.deepcopy(_PATCHES),
-                           [_layer("Odor", 2.0, list(_PATCHES))]),
-        "larva_groups": {"forager": _group("forager", 30, (0, 0), (0, 0), (0, 360))},
-        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS],
-    },
-    "food_grid": {
-        "dt": 0.1,
-        "duration": 10.0,
-        "env_params": _env("rectangular", (0.02, 0.02), {}, [],
-                           food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
-        "larva_groups": {"feeder": _group("feeder", 5, (0, 0), (0, 0), (0, 360))},
-        "metrics": ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS],
-    },
+    "PItest_off": _experiment(
+        5.0, _env("circular", (0.1, 0.1), {"CS": _source(-0.04, 0.0), "UCS": _source(0.04, 0.0)},
+                  [_layer("CS", 1.0, ["CS"]), _layer("UCS", 1.0, ["UCS"])]),
+        {"navigator_x2": _group("navigator_x2", 30, (0, 0), (0.005, 0.02), (0, 360))},
+        ["PI", "PI2", *BASE_METRICS]),
+    "chemotaxis": _experiment(
+        5.0, _env("rectangular", (0.1, 0.06), {"Source": _source(0.04, 0.0)}, [_layer("Odor", 2.0, ["Source"])]),
+        {"navigator": _group("navigator", 8, (-0.04, 0), (0.005, 0.02), (-30, 30))},
+        ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS]),
+    "chemorbit": _experiment(
+        5.0, _env("rectangular", (0.1, 0.06), {"Source": _source(0.0, 0.0)}, [_layer("Odor", 1.0, ["Source"])]),
+        {"navigator": _group("navigator", 3, (0, 0), (0, 0), (0, 360))},
+        ["final_dst_to_Source", "mean_dst_to_Source", *BASE_METRICS]),
+    "dish": _experiment(
+        5.0, _env("circular", (0.1, 0.1), {}, []),
+        {"explorer": _group("explorer", 30, (0, 0), (0.02, 0.02), (0, 360))},
+        [*BASE_METRICS, *BOUT_METRICS]),
+    "patchy_food": _experiment(
+        10.0, _env("rectangular", (0.2, 0.2), copy.deepcopy(_PATCHES), [_layer("Odor", 2.0, list(_PATCHES))]),
+        {"forager": _group("forager", 30, (0, 0), (0, 0), (0, 360))},
+        ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS]),
+    "food_grid": _experiment(
+        10.0, _env("rectangular", (0.02, 0.02), {}, [], food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
+        {"feeder": _group("feeder", 5, (0, 0), (0, 0), (0, 360))},
+        ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS]),
 }
 
 
@@ -282,13 +265,19 @@ UNSUPPORTED_EXPERIMENTS: dict[str, str] = {
 }
 
 
+def _check_known(kind: str, name: str, known: Mapping[str, Tree], unsupported: Mapping[str, str]) -> None:
+    """A SpecError unless ``name`` is in ``known``, naming what the engine lacks for a larvaworld one it refuses."""
+    if name in known:
+        return
+    if name in unsupported:
+        raise SpecError(f"{kind} {name!r} needs {unsupported[name]}, which the engine lacks; "
+                        f"supported: {', '.join(known)}")
+    raise SpecError(f"unknown {kind} {name!r}; supported: {', '.join(known)}")
+
+
 def experiment_tree(name: str) -> Tree:
     """A fresh config tree for experiment ``name``, with every group's model expanded."""
-    if name not in EXPERIMENTS:
-        if name in UNSUPPORTED_EXPERIMENTS:
-            raise SpecError(f"experiment {name!r} needs {UNSUPPORTED_EXPERIMENTS[name]}, which the "
-                            f"engine lacks; supported: {', '.join(EXPERIMENTS)}")
-        raise SpecError(f"unknown experiment {name!r}; supported: {', '.join(EXPERIMENTS)}")
+    _check_known("experiment", name, EXPERIMENTS, UNSUPPORTED_EXPERIMENTS)
     tree = copy.deepcopy(EXPERIMENTS[name])
     tree["experiment"] = name
     # Which model runs: larvaworld 2.5.1's as it is (the default), or "corrected" (docs/model.md, deviations 1-5).
@@ -300,9 +289,5 @@ def experiment_tree(name: str) -> Tree:
 
 def model_tree(name: str) -> Tree:
     """A fresh config tree for model preset ``name`` (its ``name`` key records the preset)."""
-    if name not in MODELS:
-        if name in UNSUPPORTED_MODELS:
-            raise SpecError(f"model {name!r} needs {UNSUPPORTED_MODELS[name]}, which the engine lacks; "
-                            f"supported: {', '.join(MODELS)}")
-        raise SpecError(f"unknown model {name!r}; supported: {', '.join(MODELS)}")
+    _check_known("model", name, MODELS, UNSUPPORTED_MODELS)
     return {"name": name, **copy.deepcopy(MODELS[name])}
