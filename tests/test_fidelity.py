@@ -121,8 +121,8 @@ class Recorded(BatchRun):
         self._now["tip"], self._now["odor_out"] = tip.copy(), np.array(out, copy=True)
         return out
 
-    def _detect_food(self, tip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        on_food, where = super()._detect_food(tip)
+    def _detect_food(self, tip: np.ndarray, *args) -> tuple[np.ndarray, np.ndarray]:
+        on_food, where = super()._detect_food(tip, *args)
         store = self.grid if self.grid is not None else self.food_amount
         self._now["on_food"], self._now["food_at"] = on_food.copy(), where.copy()
         self._now["food_left"] = store[where].copy() if store.size else np.zeros(self.n)
