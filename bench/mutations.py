@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     mutations = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    started = time.monotonic()
     lines = [f"mutation check: {len(mutations)} deliberate model changes, each against "
              f"pytest -x -q {' '.join(args.tests)} (larvastudy imported from a mutated copy)"]
     with tempfile.TemporaryDirectory(prefix="larvastudy-mutations-") as tmp:
@@ -203,7 +204,8 @@ def main() -> None:
                          f"[larvastudy/{mutation.file}: {mutation.what}]")
             print(lines[-1], flush=True)
             shutil.rmtree(root)
-    lines.append(f"kill rate: {killed}/{len(mutations)} ({100.0 * killed / len(mutations):.0f} %)")
+    lines.append(f"kill rate: {killed}/{len(mutations)} ({100.0 * killed / len(mutations):.0f} %); "
+                 f"{time.monotonic() - started:.0f} s in all on {os.cpu_count()} cores")
     report(lines[-1:], None)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
