@@ -1,6 +1,7 @@
 """Mutation check: do the fidelity tests catch a wrong model?
 
-Run: ``python bench/mutations.py [--tests tests/test_fidelity.py ...] [--only NAME ...] [--out bench/results/mutations.txt]``.
+Run: ``python bench/mutations.py [--tests tests/test_fidelity.py ...] [--only NAME ...]
+[--out bench/results/mutations.txt]``.
 
 Each mutation is one deliberate change to the model (a constant of larvaworld 2.5.1 or a line of the
 engine's code): the script copies ``larvastudy/`` to a temporary directory, replaces the exact old
@@ -68,7 +69,8 @@ MUTATIONS = [
              "        if t >= 0:\n            drive =", "the first step's change is not 0 (§4.2)"),
     Mutation("food reach doubled", "engine/loop.py", "self.reach2 = np.square(p[\"radius\"])[:, None]",
              "self.reach2 = np.square(2 * p[\"radius\"])[:, None]", "food found within 6 mm instead of 3 mm (§5.3)"),
-    Mutation("pmf evaluated off-grid", "engine/bouts.py", "p = _pdf(dist, k * step)", "p = _pdf(dist, (k + 0.5) * step)",
+    Mutation("pmf evaluated off-grid", "engine/bouts.py", "p = _pdf(dist, k * step)",
+             "p = _pdf(dist, (k + 0.5) * step)",
              "bout pdf sampled at (k + ½)·Δ instead of k·Δ (§3.6)"),
     Mutation("placement radius uniform", "engine/setup.py",
              "x = X + np.sqrt(rng.uniform(0.0, float(sx) ** 2, n)) * np.cos(a)",
@@ -78,7 +80,8 @@ MUTATIONS = [
     Mutation("dispersal one step late", "engine/metrics.py", "round(t / dt) - 1: m", "round(t / dt): m",
              "dsp_0_40/60 read after step 401/601 (§8)"),
     Mutation("turner drive mapping swapped", "engine/turner.py",
-             "np.where(drive >= zero, self.up, self.down) * drive", "np.where(drive >= zero, self.down, self.up) * drive",
+             "np.where(drive >= zero, self.up, self.down) * drive",
+             "np.where(drive >= zero, self.down, self.up) * drive",
              "A = 20 + 10·I for I ≥ 0 and 20 + 20·I below, instead of the reverse (§3.3)"),
     Mutation("strides never redrawn", "engine/loop.py", "        self.stride_i += completed\n",
              "        self.stride_i += 0 * completed\n", "one stride length per larva for the whole run (§3.2)"),
@@ -101,7 +104,8 @@ MUTATIONS = [
              "olfactor decay_coef 0.1 -> 0.5 (§4.2)"),
     Mutation("torque_coef", "definition/presets.py", '"torque_coef": 0.5', '"torque_coef": 0.4', "0.5 -> 0.4 (§2.2)"),
     Mutation("ang_damping", "definition/presets.py", '"ang_damping": 1.0', '"ang_damping": 1.2', "1.0 -> 1.2 (§2.2)"),
-    Mutation("body_spring_k", "definition/presets.py", '"body_spring_k": 1.0', '"body_spring_k": 0.8', "1.0 -> 0.8 (§2.2)"),
+    Mutation("body_spring_k", "definition/presets.py", '"body_spring_k": 1.0', '"body_spring_k": 0.8',
+             "1.0 -> 0.8 (§2.2)"),
     Mutation("crawler freq", "definition/presets.py", '"freq": 1.42', '"freq": 1.5', "1.42 -> 1.5 Hz (§3.2)"),
     Mutation("max_scaled_vel", "definition/presets.py", '"max_scaled_vel": 0.51', '"max_scaled_vel": 0.6',
              "0.51 -> 0.6 (§3.2)"),
@@ -112,10 +116,12 @@ MUTATIONS = [
              "0.6 -> 0.5 (§3.4)"),
     Mutation("max_attenuation_phase", "definition/presets.py", '"max_attenuation_phase": 3.4',
              '"max_attenuation_phase": 3.0', "3.4 -> 3.0 rad (§3.4)"),
-    Mutation("stridechain mu", "definition/presets.py", '"mu": 1.39115', '"mu": 1.5', "lognormal mu 1.39115 -> 1.5 (§3.6)"),
+    Mutation("stridechain mu", "definition/presets.py", '"mu": 1.39115', '"mu": 1.5',
+             "lognormal mu 1.39115 -> 1.5 (§3.6)"),
     Mutation("stridechain sigma", "definition/presets.py", '"sigma": 1.14667', '"sigma": 1.0',
              "lognormal sigma 1.14667 -> 1.0 (§3.6)"),
-    Mutation("pause beta", "definition/presets.py", '"beta": 1.01503', '"beta": 0.9', "exponential beta 1.01503 -> 0.9 (§3.6)"),
+    Mutation("pause beta", "definition/presets.py", '"beta": 1.01503', '"beta": 0.9',
+             "exponential beta 1.01503 -> 0.9 (§3.6)"),
     Mutation("V_bite", "definition/presets.py", '"V_bite": 0.001}', '"V_bite": 0.002}', "0.001 -> 0.002 (§3.7, §5.5)"),
     Mutation("feeder freq", "definition/presets.py", '_FEEDER: Tree = {"freq": 2.0', '_FEEDER: Tree = {"freq": 2.5',
              "2.0 -> 2.5 Hz (§3.7)"),

@@ -11,8 +11,8 @@ replicates and ``sd_ours`` their standard deviation, a figure with reference ``v
   ``n_ref`` (usually 1) draws of the same replicate the engine measures (spec §11.1: "single-run
   values"), and under the hypothesis that the engine is larvaworld its spread is the engine's own:
   ``sd_ref = sd_ours``. The spec's blanket "expect ±10 %" for those runs is kept in the data file as
-  stated; it is not the tolerance: the measured run-to-run spread of these figures is 0.03–8 %
-  (1–2 % for speed, ω and bend), so a 10 % sd (33 % at q = 3.3) would let through most wrong
+  stated; it is not the tolerance: the measured run-to-run spread of these figures is 0.03-8 %
+  (1-2 % for speed, ω and bend), so a 10 % sd (33 % at q = 3.3) would let through most wrong
   models. Figures derived from formulas or parameters have ``sd_ref = 0``.
 * ``resolution``: the step the reference is printed to (1.46 → 0.01); rounding moves it by up to
   half a step.
@@ -56,12 +56,12 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
+from larvastudy.definition.paths import apply_overrides, get
+from larvastudy.definition.presets import experiment_tree, model_tree
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.loop import EXEC, FEED, PAUSE, BatchRun
 from larvastudy.engine.setup import compile_sim
 from larvastudy.engine.turner import NeuralTurner
-from larvastudy.definition.paths import apply_overrides, get
-from larvastudy.definition.presets import experiment_tree, model_tree
 
 DATA = Path(__file__).parent / "data" / "larvaworld_reference.toml"
 REFERENCE = tomllib.loads(DATA.read_text())
@@ -172,7 +172,7 @@ class Sim:
 
     def window(self, t0: float, t1: float) -> slice:
         """Steps whose state lies in (t0, t1] seconds (row k is the state after step k + 1)."""
-        return slice(int(round(t0 / self.dt)), int(round(t1 / self.dt)))
+        return slice(round(t0 / self.dt), round(t1 / self.dt))
 
 
 def build_tree(run: dict, overrides: dict | None = None) -> dict:
@@ -462,14 +462,14 @@ def _(figure):
 @measure("distance_from_origin", "run", "pos")
 def _(figure):
     sim = sim_of(figure)
-    step = int(round(figure["args"]["t"] / sim.dt)) - 1
+    step = round(figure["args"]["t"] / sim.dt) - 1
     return per_seed(sim, lambda g: np.abs(g("pos")[step]).mean() * 1000.0)
 
 
 @measure("dispersal", "run", "pos")
 def _(figure):
     sim = sim_of(figure)
-    step = int(round(figure["args"]["t"] / sim.dt)) - 1
+    step = round(figure["args"]["t"] / sim.dt) - 1
     return np.array([np.abs(trace(sim, "pos", s)[step] - start(sim, "pos", s)).mean() * 1000.0
                      for s in range(len(sim.columns))])
 
@@ -517,8 +517,8 @@ def bouts(state: np.ndarray, completed: np.ndarray, kind: int) -> Bouts:
         out["larva"].append(np.full(e.size, j))
         out["start"].append(b)
         out["end"].append(e)
-        strides_at = lambda t: np.where(t >= 0, cum[np.maximum(t, 0), j], 0)
-        out["strides"].append(strides_at(e) - strides_at(b))
+        at_end, at_start = (np.where(t >= 0, cum[np.maximum(t, 0), j], 0) for t in (e, b))
+        out["strides"].append(at_end - at_start)
     return Bouts(*(np.concatenate(out[k]) for k in ("larva", "start", "end", "strides")))
 
 
@@ -773,7 +773,7 @@ def _outside_outer(sim: Sim, z: np.ndarray) -> np.ndarray:
 
 
 def _outside_inner(sim: Sim, z: np.ndarray) -> np.ndarray:
-    geometry, hx, hy = _arena(sim)
+    geometry, hx, _ = _arena(sim)
     if geometry == "rectangular":
         return _outside_outer(sim, z)
     return np.abs(z) > hx * math.cos(math.pi / C["polygon_vertices"])
@@ -872,7 +872,10 @@ def _(figure):
 def _(figure):
     sim = sim_of(figure)
     w = sim.window(*figure["args"]["window_s"])
-    g = lambda name: trace(sim, name)[w]
+
+    def g(name: str) -> np.ndarray:
+        return trace(sim, name)[w]
+
     with np.errstate(divide="ignore", invalid="ignore"):
         att = np.where(np.abs(g("turner")) > 1e-9, g("ang") / g("turner"), np.nan)
     return {"olfactor_min": lambda: g("odor_out").min(axis=0),
@@ -891,7 +894,7 @@ def _(figure):
     width = float(sim.trees[0]["env_params"]["arena"]["dims"][0])
     pi_metric = _metrics(sim)["PI"]
     worst = 0.0
-    for s, cols in enumerate(sim.columns):
+    for cols in sim.columns:
         x = sim.rec.final["pos"][cols].real
         pi = ((x <= -0.1 * width).sum() - (x >= 0.1 * width).sum()) / x.size
         worst = max(worst, abs(pi_metric[cols].mean() - pi))
@@ -923,7 +926,7 @@ def _(figure):
            np.abs(metrics["cum_dst"][cols] / steps.sum(axis=0) - 1.0).max(),
            np.abs(metrics["exec_fraction"][cols] - trace(sim, "crawling").mean(axis=0)).max()]
     for name, t in (("dsp_0_40", 40.0), ("dsp_0_60", 60.0)):
-        step = int(round(t / dt)) - 1
+        step = round(t / dt) - 1
         if step < pos.shape[0]:
             dsp = np.abs(pos[step] - start(sim, "pos")) * 1000.0
             dev.append(np.abs(metrics[name][cols] / dsp - 1.0).max())
