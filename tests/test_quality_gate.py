@@ -86,30 +86,78 @@ def test_the_package_ships_no_test_infrastructure() -> None:
             assert mark not in text, f"{path.relative_to(ROOT)}: {mark!r} belongs to tests/"
 
 
-def _imported_packages(package: str) -> dict[str, set[str]]:
-    """The other larvastudy packages and top-level modules each module of ``package`` imports, by module path."""
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it (in functions and under ``TYPE_CHECKING`` too), by its full
+    name: ``from larvastudy.engine import setup`` imports the module ``larvastudy.engine.setup``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                names.add(full if _is_module(full) else node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is a larvastudy module or package (not a name defined in one)."""
+    path = ROOT.joinpath(*name.split("."))
+    return name.startswith("larvastudy.") and (path.with_suffix(".py").is_file() or path.is_dir())
+
+
+def _imported_modules(package: str) -> dict[str, set[str]]:
+    """The modules of other larvastudy packages and the top-level modules each module of ``package`` imports,
+    without the ``larvastudy.`` prefix (``engine``, ``engine.metrics``), by module path."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / "larvastudy" / package).rglob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                modules = ([f"{node.module}.{alias.name}" for alias in node.names] if node.module == "larvastudy"
-                           else [node.module])
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
-                continue
-            names |= {m.split(".")[1] for m in modules if m.startswith("larvastudy.")}
-        found[path.relative_to(ROOT).as_posix()] = names - {package}
+        inside = {m.removeprefix("larvastudy.") for m in _imports(path) if m.startswith("larvastudy.")}
+        found[path.relative_to(ROOT).as_posix()] = {m for m in inside if m.split(".")[0] != package}
     return found
+
+
+def _allows(entries: list[str], module: str) -> bool:
+    """Whether an entry of the table's last column allows ``module``: a package or module with everything below
+    it (``engine``, ``engine.metrics``), or, written ``larvastudy.engine``, that package's public API alone."""
+    for entry in entries:
+        if entry.startswith("larvastudy."):
+            if module == entry.removeprefix("larvastudy."):
+                return True
+        elif module == entry or module.startswith(f"{entry}."):
+            return True
+    return False
+
+
+def _table() -> dict[str, str]:
+    """docs/architecture.md's package table: each package's last column ("imports from larvastudy")."""
+    rows = re.findall(r"^\| `(\w+)/` \|.*\| (.*) \|$", (ROOT / "docs" / "architecture.md").read_text(), re.M)
+    assert len(rows) >= 6, "the package table of docs/architecture.md"
+    return dict(rows)
 
 
 def test_packages_import_only_what_docs_architecture_allows() -> None:
     """The table of docs/architecture.md ("imports from larvastudy") is the rule, so it and the code agree."""
-    rows = re.findall(r"^\| `(\w+)/` \|.*\| (.*) \|$", (ROOT / "docs" / "architecture.md").read_text(), re.M)
-    assert len(rows) >= 6, "the package table of docs/architecture.md"
-    for package, allowed_text in rows:
-        allowed = {name.split(".")[0] for name in re.findall(r"`([\w.]+)`", allowed_text)}
-        for module, imported in _imported_packages(package).items():
-            assert imported <= allowed, (f"{module} imports {sorted(imported - allowed)}; docs/architecture.md "
-                                         f"allows {package}/ {sorted(allowed)}")
+    for package, allowed_text in _table().items():
+        entries = re.findall(r"`([\w.]+)`", allowed_text)
+        for module, imported in _imported_modules(package).items():
+            refused = sorted(m for m in imported if not _allows(entries, m))
+            assert not refused, f"{module} imports {refused}; docs/architecture.md allows {package}/ {entries}"
+
+
+def test_the_import_rule_reads_the_table_as_documented() -> None:
+    assert _allows(["engine"], "engine") and _allows(["engine"], "engine.setup")
+    assert _allows(["engine.metrics"], "engine.metrics") and not _allows(["engine.metrics"], "engine.setup")
+    assert _allows(["larvastudy.engine"], "engine") and not _allows(["larvastudy.engine"], "engine.setup")
+    assert _is_module("larvastudy.engine.setup") and not _is_module("larvastudy.engine.check_config")
+
+
+def test_definition_is_pure() -> None:
+    """definition/ imports no Optuna anywhere (not lazily, not for types) and the engine only through
+    ``larvastudy.engine``: study/distributions maps a space onto Optuna, engine/__init__ exports check_config."""
+    assert "larvastudy.engine" in _table()["definition"] and "never Optuna" in _table()["definition"]
+    for path in sorted((ROOT / "larvastudy" / "definition").rglob("*.py")):
+        where, imported = path.relative_to(ROOT).as_posix(), _imports(path)
+        assert not any(m.split(".")[0] == "optuna" for m in imported), f"{where} imports Optuna"
+        engine = {m for m in imported if m.split(".")[:2] == ["larvastudy", "engine"]}
+        assert engine <= {"larvastudy.engine"}, f"{where} imports the engine's internals {sorted(engine)}"
+        assert not re.search(r"import_module|__import__", path.read_text()), f"{where} imports by name"

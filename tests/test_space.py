@@ -22,6 +22,7 @@ from larvastudy.export import export_study
 from larvastudy.inspect.report import write_report
 from larvastudy.inspect.sensitivity import importances
 from larvastudy.study import load_study, open_storage, storage_url
+from larvastudy.study.distributions import fit_distributions, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -142,8 +143,9 @@ def test_suggested_points_are_points_of_the_space(sampler):
                                                                              "zip": "Npoints"}}).points()
     for _ in range(30):
         trial = study.ask()
-        point = space.suggest(trial)
+        point = suggest(space, trial)
         assert 0.5 <= point.pop("crawler.freq") <= 2.0 and point in grid_points
+        assert trial.distributions.items() <= fit_distributions(space).items()  # a warm start's copies match
         study.tell(trial, 0.0)
 
 

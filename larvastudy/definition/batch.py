@@ -33,9 +33,7 @@ from larvastudy.definition import paths
 from larvastudy.definition.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.definition.presets import Tree, experiment_tree
 from larvastudy.definition.space import Space, is_int, is_number, plain
-from larvastudy.engine import canonical
-from larvastudy.engine.metrics import tree_metrics
-from larvastudy.engine.setup import CORRECTED, FIDELITIES, LARVAWORLD, compile_sim
+from larvastudy.engine import CORRECTED, FIDELITIES, LARVAWORLD, canonical, check_config, tree_metrics
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.names import check_name
@@ -400,7 +398,7 @@ def _compile(where: str, tree: Tree, overrides: Mapping[str, Any]) -> Tree:
     """``tree`` with ``overrides`` applied, after checking that the engine accepts it."""
     try:
         config = paths.apply_overrides(tree, overrides)
-        compile_sim(config, seed=0)
+        check_config(config)
     except SpecError as err:
         raise SpecError(f"{where}: {err}" if where else str(err)) from None
     return config

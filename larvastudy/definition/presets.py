@@ -17,8 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from larvastudy.engine.metrics import BASE_METRICS, BOUT_METRICS, FEED_METRICS
-from larvastudy.engine.setup import LARVAWORLD
+from larvastudy.engine import BASE_METRICS, BOUT_METRICS, FEED_METRICS, LARVAWORLD
 from larvastudy.errors import SpecError
 
 Tree = dict[str, Any]

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeGuard
+from typing import Any, ClassVar, TypeAlias, TypeGuard
 
 import numpy as np
 
 from larvastudy.errors import SpecError
-
-if TYPE_CHECKING:  # Optuna is imported where used: reading a Batch (list, show) does not need it
-    import optuna
-    from optuna.distributions import BaseDistribution
 
 Scalar = int | float | str | bool
 Point = dict[str, Any]
@@ -193,57 +189,30 @@ class Space:
                 inner = f"{axis.name} = {value}"
                 yield from space._conditions(f"{condition} and {inner}" if condition else inner)
 
-    # -- Optuna -------------------------------------------------------------------------------------
+    # -- define-by-run ------------------------------------------------------------------------------
 
-    def grid_distributions(self) -> dict[str, BaseDistribution]:
-        """Each parameter's distribution in a grid study: Int/Float over the values' range, else categorical,
-        so TPE or CMA-ES can continue a grid study over numeric axes."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        dists: dict[str, BaseDistribution] = {}
-        for name in self.parameters():
-            values = self.values(name)
-            ints = [v for v in values if is_int(v)]
-            numbers = [float(v) for v in values if is_number(v)]
-            if len(ints) == len(values):
-                dists[name] = IntDistribution(min(ints), max(ints))
-            elif len(numbers) == len(values):
-                dists[name] = FloatDistribution(min(numbers), max(numbers))
-            else:
-                dists[name] = CategoricalDistribution(values)
-        return dists
-
-    def fit_distributions(self) -> dict[str, BaseDistribution]:
-        """Each suggested parameter's distribution in an adaptive fit, as :meth:`suggest` asks for it:
-        categorical over grid values, Int/Float over continuous ranges (zipped partners are not suggested)."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        dists: dict[str, BaseDistribution] = {}
-        for axis in self._all_axes():
-            if isinstance(axis, GridAxis):
-                if axis.zip is None:
-                    dists[axis.name] = CategoricalDistribution(axis.values)
-            elif axis.integer:
-                dists[axis.name] = IntDistribution(int(axis.low), int(axis.high), log=axis.log)
-            else:
-                dists[axis.name] = FloatDistribution(axis.low, axis.high, log=axis.log)
-        return dists
-
-    def suggest(self, trial: optuna.Trial) -> Point:
-        """One point sampled by ``trial``'s sampler, define-by-run: sub-axes only under values that carry
-        them, zipped partners derived from their leader's value."""
+    def choose(self, pick: Callable[[Axis], Scalar]) -> Point:
+        """One point, define-by-run: ``pick`` gives each group leader's value (one of a grid axis's values, or
+        a value of a range), in order; sub-axes are picked only under values that carry them, zipped partners
+        take their leader's value's position. An adaptive sampler picks through
+        :func:`larvastudy.study.distributions.suggest`."""
         point: Point = {}
         for group in self._groups():
             leader = group[0]
-            value = _suggest(trial, leader)
+            value = pick(leader)
             index = leader.values.index(value) if isinstance(leader, GridAxis) else 0
             for axis in group:
                 chosen = value if axis is leader else _grid(axis).values[index]
                 point[axis.name] = chosen
                 sub = axis.sub(chosen)
                 if sub is not None:
-                    point.update(sub.suggest(trial))
+                    point.update(sub.choose(pick))
         return point
+
+    def chosen_axes(self) -> list[Axis]:
+        """Every axis :meth:`choose` may pick, sub-axes included (zipped partners are derived, not picked), in
+        order; a sub-axis under several values appears once per appearance, the same each time."""
+        return [axis for axis in self._all_axes() if axis.zip is None]
 
     def covering_points(self) -> list[Point]:
         """Points in which every value (and both ends of every range) of every axis and sub-axis occurs,
@@ -309,16 +278,6 @@ class Space:
             if seen.setdefault(axis.name, spec) != spec:
                 raise SpecError(f"{where}: sub-axis {axis.name!r} appears with different values; "
                                 "give it the same values wherever it appears")
-
-
-def _suggest(trial: optuna.Trial, axis: Axis) -> Scalar:
-    if isinstance(axis, GridAxis):
-        choice = trial.suggest_categorical(axis.name, list(axis.values))
-        assert choice is not None  # one of the axis's values, and None is never one (_checked_values)
-        return choice
-    if axis.integer:
-        return trial.suggest_int(axis.name, int(axis.low), int(axis.high), log=axis.log)
-    return trial.suggest_float(axis.name, axis.low, axis.high, log=axis.log)
 
 
 def _grid(axis: Axis) -> GridAxis:

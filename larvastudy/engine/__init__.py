@@ -2,7 +2,10 @@
 
 ``simulate(config, seed)`` runs one simulation; ``simulate_many(jobs)`` runs many at once, stepping
 all larvae of all simulations that share a structure together. Both give bit-identical results for
-the same (config, seed).
+the same (config, seed). ``check_config(config)`` only compiles one, so a definition's errors surface
+before anything runs.
+
+This is the engine's public API: larvastudy.definition imports only these names, never the submodules.
 """
 
 from __future__ import annotations
@@ -15,10 +18,20 @@ from typing import Any
 import numpy as np
 
 from larvastudy.engine.loop import BatchRun
-from larvastudy.engine.metrics import available_metrics, canonical
-from larvastudy.engine.setup import Signature, compile_sim
+from larvastudy.engine.metrics import (
+    BASE_METRICS,
+    BOUT_METRICS,
+    FEED_METRICS,
+    available_metrics,
+    canonical,
+    tree_metrics,
+)
+from larvastudy.engine.setup import CORRECTED, FIDELITIES, LARVAWORLD, Signature, compile_sim
 
-__all__ = ["SimResult", "available_metrics", "canonical", "simulate", "simulate_many"]
+__all__ = [
+    "BASE_METRICS", "BOUT_METRICS", "CORRECTED", "FEED_METRICS", "FIDELITIES", "LARVAWORLD", "SimResult",
+    "available_metrics", "canonical", "check_config", "simulate", "simulate_many", "tree_metrics",
+]
 
 #: Larvae stepped together at most; larger job lists are split into several batches.
 MAX_BATCH_LARVAE = 20_000
@@ -49,6 +62,13 @@ class SimResult:
             out[name] = self.value(name)
             out[f"{name}_std"] = self.value(name, "std")
         return out
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """A :class:`~larvastudy.errors.SpecError` if the engine cannot run the resolved experiment tree ``config``
+    (an unknown choice, a value out of range, more memory than this machine has...); it compiles the
+    simulation (seed 0) without running it."""
+    compile_sim(config, seed=0)
 
 
 def simulate(config: Mapping[str, Any], seed: int) -> SimResult:

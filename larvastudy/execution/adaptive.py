@@ -43,6 +43,7 @@ from larvastudy.signals import stop_on_signals, stop_signal, uninterrupted
 from larvastudy.study import add_trials, display_url, load_study, open_storage, setup_lock
 from larvastudy.study import optuna_internals as internals
 from larvastudy.study.delete import replace_study
+from larvastudy.study.distributions import fit_distributions, suggest
 from larvastudy.study.fitleases import FitLeases
 from larvastudy.study.study import COPIED_FROM, FIT_RUN_ATTR, open_fit_study
 
@@ -230,7 +231,7 @@ class _Fit:
             self.study.get_trials(deepcopy=False)  # and Optuna's storage cache learns of this one
             trial = optuna.trial.Trial(self.study, trial_id)
             self._running[trial.number] = trial
-            point = self.batch.space.suggest(trial)
+            point = suggest(self.batch.space, trial)
             first = self.batch.Nsims * self._earlier(trial.number, trial.params)
         return [FitTask(trial_number=trial.number, replicate=r, seed=trial_seed(self.batch, point, r), params=point)
                 for r in range(first, first + self.batch.Nsims)]
@@ -335,7 +336,7 @@ def _warm_start(study: optuna.Study, batch: Batch, rdb: optuna.storages.RDBStora
                                                                                 batch.optimization):
         raise SpecError(f"warm start: study {name!r} scored {source.objective_name()!r} differently; "
                         "use the same [optimization] or fit to targets")
-    dists = batch.space.fit_distributions()
+    dists = fit_distributions(batch.space)
     columns = [c for m in batch.metrics for c in (m, f"{m}_std")]
     by_point: dict[int, list[FrozenTrial]] = {}
     grid = optuna.load_study(study_name=name, storage=rdb)

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from larvastudy.definition.batch import REPLICATE, Batch
 from larvastudy.study import optuna_internals as internals
+from larvastudy.study.distributions import grid_distributions
 
 #: Study system attribute holding the grid's search space, shared by the trials that carry only ``grid_id``.
 SPACE_ATTR = "larvastudy:search_space"
@@ -43,7 +44,7 @@ def search_space(batch: Batch) -> dict[str, list[Any]]:
 
 def distributions(batch: Batch) -> dict[str, BaseDistribution]:
     """Each trial parameter's distribution: Int/Float over the axis's values, else categorical."""
-    return {**batch.space.grid_distributions(), REPLICATE: IntDistribution(0, batch.Nsims - 1)}
+    return {**grid_distributions(batch.space), REPLICATE: IntDistribution(0, batch.Nsims - 1)}
 
 
 def grid_sampler(batch: Batch) -> BatchGridSampler | None:
