@@ -30,7 +30,7 @@ CONDITIONS = {
                                                 "dsp_0_60"]),
     "PItest_off (30 navigator_x2, CS 150 / UCS 0, 5 min)": ("PItest_off", {}, ["PI", "PI2", "v_mu",
                                                                                "num_pauses", "dsp_0_60"]),
-    "chemotaxis (8 navigators, gain 300, 5 min)": ("chemotaxis", {}, ["final_dst_to_Source", "v_mu",
+    "chemotaxis (8 navigators, default gain 150, 5 min)": ("chemotaxis", {}, ["final_dst_to_Source", "v_mu",
                                                                        "num_pauses", "dsp_0_60"]),
     "chemotaxis (8 navigators, gain 1300, 5 min)": ("chemotaxis", {"gain_dict.Odor": 1300.0},
                                                     ["final_dst_to_Source", "v_mu", "num_pauses", "dsp_0_60"]),

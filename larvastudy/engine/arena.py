@@ -23,6 +23,14 @@ _NORMAL_X: Floats = np.cos((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
 _NORMAL_Y: Floats = np.sin((np.arange(POLYGON_VERTICES) + 0.5) * _SECTOR)
 
 
+def _facing_projection(z: Complexes) -> Floats:
+    """Each point's projection on the normal of the edge it faces (the largest of its projections), in real
+    arithmetic as :func:`_projections`."""
+    edge = np.floor(np.arctan2(z.imag, z.real) * (1.0 / _SECTOR)).astype(np.intp) % POLYGON_VERTICES
+    result: Floats = z.real * _NORMAL_X[edge] + z.imag * _NORMAL_Y[edge]
+    return result
+
+
 def _projections(z: Complexes) -> Floats:
     """Each point's projection on every edge normal, shape (points, 60), in real arithmetic: a complex product
     might be fused differently for different array lengths (see engine/loop.py)."""
@@ -50,10 +58,12 @@ class Arena:
         if self.geometry == "rectangular":
             return (np.abs(z.real) > hx) | (np.abs(z.imag) > hy)
         if self.polygon:
-            apothem = np.broadcast_to(self.apothem if rows is None else self.apothem[rows], z.shape)
-            out = np.abs(z) > apothem  # outside the inscribed circle: only these may be outside the polygon
+            # Points inside the inscribed circle are inside; the others are outside where they project beyond
+            # the apothem on some edge's normal.
+            apothem = self.apothem if rows is None else np.broadcast_to(self.apothem[rows], z.shape)
+            out = np.abs(z) > apothem
             if np.count_nonzero(out):
-                out[out] = _projections(z[out]).max(axis=1) > apothem[out]
+                out[out] = _facing_projection(z[out]) > apothem[out]
             return out
         return np.abs(z) > hx
 
