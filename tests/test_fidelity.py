@@ -425,40 +425,24 @@ def _(figure):
     return {"x2": pos.real ** 2, "y2": pos.imag ** 2, "heading": head}[args["what"]]
 
 
-# §11.1 dish figures: one value per run (seed).
-@measure("lin_vel_mean", "run", "v")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: g("v").mean() * 1000.0)
+# §11.1 dish figures: one value per run (seed), a statistic of the traces it names.
+_PER_RUN: dict[str, tuple[str, Callable[[Callable[[str], np.ndarray]], float]]] = {
+    "lin_vel_mean": ("v", lambda g: g("v").mean() * 1000.0),
+    "lin_vel_exec_mean": ("v state", lambda g: g("v")[g("state") == EXEC].mean() * 1000.0),
+    "exec_fraction": ("state", lambda g: (g("state") == EXEC).mean()),
+    "abs_omega_mean": ("omega", lambda g: np.abs(g("omega")).mean()),
+    "omega_std": ("omega", lambda g: g("omega").std()),
+    "abs_bend_mean": ("bend", lambda g: np.abs(g("bend")).mean()),
+    "turner_output_std": ("turner", lambda g: g("turner").std()),
+}
 
 
-@measure("lin_vel_exec_mean", "run", "v state")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: g("v")[g("state") == EXEC].mean() * 1000.0)
+def _per_run(statistic: Callable[[Callable[[str], np.ndarray]], float]) -> Callable:
+    return lambda figure: per_seed(sim_of(figure), statistic)
 
 
-@measure("exec_fraction", "run", "state")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: (g("state") == EXEC).mean())
-
-
-@measure("abs_omega_mean", "run", "omega")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: np.abs(g("omega")).mean())
-
-
-@measure("omega_std", "run", "omega")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: g("omega").std())
-
-
-@measure("abs_bend_mean", "run", "bend")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: np.abs(g("bend")).mean())
-
-
-@measure("turner_output_std", "run", "turner")
-def _(figure):
-    return per_seed(sim_of(figure), lambda g: g("turner").std())
+for _name, (_needs, _statistic) in _PER_RUN.items():
+    measure(_name, "run", _needs)(_per_run(_statistic))
 
 
 @measure("distance_from_origin", "run", "pos")
@@ -629,14 +613,19 @@ def _strides(g) -> np.ndarray:
     return s[(g("crawling") > 0) & g("completed")]
 
 
-@measure("strides_not_redrawn", "all", "lin crawling completed crawler_phase")
-def _(figure):
-    sim = sim_of(figure)
+def _stride_ratio(sim: Sim) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step after the first: |stride length / the step before's - 1|, whether both steps crawled, and
+    whether a stride completed (the crawler's output divided by its phase profile is the stride length)."""
     profile = 1.0 + C["max_scaled_vel"] * np.cos(trace(sim, "crawler_phase") - C["max_vel_phase"])
     crawling = _crawling(sim)
     s = np.where(crawling, trace(sim, "lin") / (C["crawler_freq"] * C["length"] * profile), np.nan)
-    redrawn = crawling[1:] & crawling[:-1] & trace(sim, "completed")[1:]
-    return [int((np.abs(s[1:] / s[:-1] - 1.0) < 1e-12)[redrawn].sum())]
+    return np.abs(s[1:] / s[:-1] - 1.0), crawling[1:] & crawling[:-1], trace(sim, "completed")[1:]
+
+
+@measure("strides_not_redrawn", "all", "lin crawling completed crawler_phase")
+def _(figure):
+    change, both_crawl, completed = _stride_ratio(sim_of(figure))
+    return [int((change < 1e-12)[both_crawl & completed].sum())]
 
 
 @measure("initial_phase_coherence", "run")
@@ -720,12 +709,8 @@ def _(figure):
 
 @measure("formula_stride_constant", "all", "crawler_phase crawling lin completed")
 def _(figure):
-    sim = sim_of(figure)
-    profile = 1.0 + C["max_scaled_vel"] * np.cos(trace(sim, "crawler_phase") - C["max_vel_phase"])
-    crawling = _crawling(sim)
-    s = np.where(crawling, trace(sim, "lin") / (C["crawler_freq"] * C["length"] * profile), np.nan)
-    same = crawling[1:] & crawling[:-1] & ~trace(sim, "completed")[1:]
-    return [float(np.abs(s[1:] / s[:-1] - 1.0)[same].max())]
+    change, both_crawl, completed = _stride_ratio(sim_of(figure))
+    return [float(change[both_crawl & ~completed].max())]
 
 
 def _attenuation(phase: np.ndarray) -> np.ndarray:
