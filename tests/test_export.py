@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -15,11 +15,11 @@ import pytest
 import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from scipy import stats
 
 from larvastudy.definition.batch import Batch
+from larvastudy.execution.tasks import Outcome, SweepTask, TrialFactory
 from larvastudy.export import build_par_df, export_study, make_figures, summary_df
 from larvastudy.export.par_df import pi_table
 
@@ -39,14 +39,6 @@ MODELS = Batch(name="chemotaxis_models", experiment="chemotaxis", Nsims=2,
 RUN_SPECIFIC = ["trial", "duration_s"]
 
 
-def _distribution(values: list) -> Any:
-    if all(isinstance(v, int) for v in values):
-        return IntDistribution(min(values), max(values))
-    if all(isinstance(v, float) for v in values):
-        return FloatDistribution(min(values), max(values))
-    return CategoricalDistribution(values)
-
-
 def _metric(metric: str, point: dict, replicate: int) -> float:
     """Synthetic but structured values: PI follows the gain difference, others every axis."""
     if metric == "PI":
@@ -55,21 +47,27 @@ def _metric(metric: str, point: dict, replicate: int) -> float:
     return 1.0 + 0.01 * numeric + 0.2 * replicate + 0.1 * sum(len(v) for v in point.values() if isinstance(v, str))
 
 
+#: One factory per Batch (they build the grid's ids once).
+_FACTORIES: dict[int, TrialFactory] = {}
+
+
 def sim_trial(batch: Batch, point: int, replicate: int, state: TrialState = TrialState.COMPLETE,
               error: str = "boom") -> FrozenTrial:
-    """One simulation's trial as the study layer writes it."""
+    """One simulation's trial as the sweep writes it (its TrialFactory), with synthetic metrics."""
     values = batch.points()[point]
-    attrs: dict[str, Any] = {"seed": 1000 * point + replicate, "grid_point": point}
+    metrics: dict[str, float] = {}
     if state == TrialState.COMPLETE:
         for metric in batch.metrics:
-            attrs[metric] = _metric(metric, values, replicate)
-            attrs[f"{metric}_std"] = 0.5
-    else:
-        attrs["error"] = f"{error} at {point}/{replicate}"
-    distributions = {axis: _distribution(batch.sample[axis]) for axis in values}
-    distributions["replicate"] = IntDistribution(0, batch.Nsims - 1)
-    return create_trial(state=state, params={**values, "replicate": replicate}, distributions=distributions,
-                        user_attrs=attrs, value=attrs.get(batch.objective_metric()))
+            metrics[metric] = _metric(metric, values, replicate)
+            metrics[f"{metric}_std"] = 0.5
+    task = SweepTask(replicate=replicate, seed=1000 * point + replicate, params=values, grid_point=point)
+    now = datetime.now(UTC)
+    outcome = Outcome(task=task, metrics=metrics, value=metrics.get(batch.objective_metric()),
+                      error=None if state == TrialState.COMPLETE else f"{error} at {point}/{replicate}",
+                      started=now, finished=now)
+    if id(batch) not in _FACTORIES:
+        _FACTORIES[id(batch)] = TrialFactory(batch)
+    return _FACTORIES[id(batch)].trial(outcome)
 
 
 def full_grid(batch: Batch) -> list[FrozenTrial]:
