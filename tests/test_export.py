@@ -48,7 +48,7 @@ def _metric(metric: str, point: dict, replicate: int) -> float:
 
 
 #: One factory per Batch (they build the grid's ids once).
-_FACTORIES: dict[int, TrialFactory] = {}
+_FACTORIES: dict[int, tuple[Batch, TrialFactory]] = {}
 
 
 def sim_trial(batch: Batch, point: int, replicate: int, state: TrialState = TrialState.COMPLETE,
@@ -65,9 +65,9 @@ def sim_trial(batch: Batch, point: int, replicate: int, state: TrialState = Tria
     outcome = Outcome(task=task, metrics=metrics, value=metrics.get(batch.objective_metric()),
                       error=None if state == TrialState.COMPLETE else f"{error} at {point}/{replicate}",
                       started=now, finished=now)
-    if id(batch) not in _FACTORIES:
-        _FACTORIES[id(batch)] = TrialFactory(batch)
-    return _FACTORIES[id(batch)].trial(outcome)
+    if id(batch) not in _FACTORIES:   # the Batch is kept too, so its id is never reused
+        _FACTORIES[id(batch)] = (batch, TrialFactory(batch))
+    return _FACTORIES[id(batch)][1].trial(outcome)
 
 
 def full_grid(batch: Batch) -> list[FrozenTrial]:
