@@ -166,8 +166,9 @@ class BatchRun:
         # larvaworld ends a run after Nexp + 1 strides and a pause of k ticks after k + 1 (deviation 3).
         self.bout_extra = 1 if "long_bouts" in bugs else 0
         self.n_str, self.ticks = np.zeros(n, int), np.zeros(n, int)
-        self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6)...
-        self.crawling = np.zeros(n)              # ...whose crawler moves from the second step on
+        self.state = np.full(n, EXEC, np.int8)   # the first step starts a run (spec §3.6), whose crawler moves
+        # in that step in larvaworld (its crawler is built active), from the second step on in the corrected model
+        self.crawling = np.ones(n) if "crawl_from_first_step" in bugs else np.zeros(n)
         self.crawl_mask = self.crawling > 0
         self.feeding = np.zeros(n)
 

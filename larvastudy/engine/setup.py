@@ -45,6 +45,9 @@ UPSTREAM_BUGS = {
     "memory_gain_ids": 12,      # the RL memory adapts the gains its olfactor declares, not the arena's odors
     "first_epoch_skipped": 13,  # the trial that starts at tick 0 never starts
     "pose_not_reset": 14,       # a new trial zeroes the angular velocity but leaves the larva where it is
+    # Not a bug: larvaworld's crawler is active when built, so larvae move in their first step; the corrected
+    # model keeps the start of larvastudy before fidelity existed (still in step 1).
+    "crawl_from_first_step": 15,
 }
 #: The odor intensity larvaworld's ``PrefTrainCondition`` switches sources on to (``peak_intensity``).
 PEAK_INTENSITY = 2.0
