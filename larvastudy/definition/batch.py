@@ -33,7 +33,7 @@ from larvastudy.definition import paths
 from larvastudy.definition.objective import DISTANCE, Target, parse_targets, targets_to_dict
 from larvastudy.definition.presets import Tree, experiment_tree
 from larvastudy.definition.space import Space, is_int, is_number, plain
-from larvastudy.engine import CORRECTED, FIDELITIES, LARVAWORLD, canonical, check_config, tree_metrics
+from larvastudy.engine import CORRECTED, LARVAWORLD, canonical, check_config, tree_metrics
 from larvastudy.errors import InertParameterWarning, SpecError
 from larvastudy.machine import gigabytes, physical_memory
 from larvastudy.names import check_name
@@ -173,9 +173,6 @@ class Batch:
         fixed = copy.deepcopy({str(k): plain(v) for k, v in self.fixed.items()})
         if FIDELITY not in self.space.parameters():  # part of every definition: a study knows which model ran it
             fixed.setdefault(FIDELITY, LARVAWORLD)
-            if fixed[FIDELITY] not in FIDELITIES:
-                raise SpecError(f"fixed 'fidelity' = {fixed[FIDELITY]!r} is not a model; use "
-                                f"{' or '.join(map(repr, FIDELITIES))}")
         set_(self, "fixed", fixed)
         set_(self, "metrics", self._checked_metrics())
         set_(self, "targets", parse_targets(self.targets, self._allowed_metrics()))
