@@ -270,9 +270,10 @@ class BatchRun:
         d2 = np.square(np.abs(np.where(many, self.pos, tip)[:, None] - self.food_pos))
         within = (d2 <= self.reach2) & left
         count = within.sum(axis=1)
-        nearest = np.where(within, d2, np.inf).argmin(axis=1)
-        drawn = (np.cumsum(within, axis=1) > np.floor(choice * count)[:, None]).argmax(axis=1)
-        return (count > 0) & (self.can_feed | many), self.food_keys[rows, np.where(many, nearest, drawn)]
+        source = (np.cumsum(within, axis=1) > np.floor(choice * count)[:, None]).argmax(axis=1)   # drawn
+        if np.count_nonzero(many):
+            source = np.where(many, np.where(within, d2, np.inf).argmin(axis=1), source)          # nearest
+        return (count > 0) & (self.can_feed | many), self.food_keys[rows, source]
 
     def _eat(self, eaters: Ints, where: Ints) -> None:
         """Serve one bite to each eater, in larva order where several share a source or cell."""
@@ -505,14 +506,13 @@ class BatchRun:
         """One step of every memory (``self.memory``); where it chooses new gains, the olfactor's gains change."""
         reward = on_food[memory.rows] if on_food is not None else np.zeros(memory.rows.size, dtype=bool)
         rows, actions = memory.step(t + 1, reward)
-        if rows.size:
+        if rows.size and self.sensing:   # without odors in the arena the gains act on nothing
             larvae = memory.rows[rows]
             values = memory.actions[rows, actions]   # (changed, k)
             for j, layer in enumerate(memory.layers):
-                if layer >= 0 and self.sensing:
+                if layer >= 0:
                     self.gains[layer, larvae] = values[:, j] * self.dt
-            if self.sensing:
-                self.gain_sum[larvae] = self.gains[:, larvae].sum(axis=0)
+            self.gain_sum[larvae] = self.gains[:, larvae].sum(axis=0)
 
     def _event(self, event: Event) -> None:
         """A new trial of larvaworld's PrefTrainCondition: the food grid, the odor sources, the larvae's pose."""
