@@ -58,7 +58,7 @@ from scipy.stats import t as student_t
 
 from larvastudy.definition.paths import apply_overrides, get
 from larvastudy.definition.presets import experiment_tree, model_tree
-from larvastudy.engine import available_metrics
+from larvastudy.engine import tree_metrics
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.loop import EXEC, FEED, PAUSE, BatchRun
 from larvastudy.engine.setup import compile_sim
@@ -179,7 +179,7 @@ class Sim:
 def build_tree(run: dict, overrides: dict | None = None) -> dict:
     tree = experiment_tree(run["experiment"])
     tree["fidelity"] = run["fidelity"]
-    tree["metrics"] = available_metrics(list(tree["env_params"]["food_params"]["source_units"]))
+    tree["metrics"] = tree_metrics(tree)
     changes = {"duration": run["duration_s"] / 60.0, **run.get("overrides", {}), **(overrides or {})}
     if "larvae" in run:
         changes["distribution.N"] = run["larvae"]
