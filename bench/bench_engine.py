@@ -71,6 +71,11 @@ def main() -> None:
         seconds = best_of(args.repeat if steps_ <= 3000 else 1, functools.partial(simulate, *job))
         lines.append(f"one {name} simulation ({larvae_} larvae x {steps_} steps):".ljust(52)
                      + f"{seconds:7.3f} s   {larvae_ * steps_ / seconds / 1e6:6.2f} M agent-steps/s")
+    # larvastudy's odor conditioning, as the conditioning_mini Batch runs it (its trained, rewarded cell).
+    job = (apply_overrides(experiment_tree("PItrain_mini"), {"model": "forager_RW", "fidelity": "corrected"}), 0)
+    seconds = best_of(args.repeat, functools.partial(simulate, *job))
+    lines.append("one conditioning_mini simulation (30 x 600 steps):".ljust(52)
+                 + f"{seconds:7.3f} s   {30 * 600 / seconds / 1e6:6.2f} M agent-steps/s")
     report(lines, args.out)
 
 

@@ -92,9 +92,13 @@ _VARIANTS = st.fixed_dictionaries({
 })
 
 
-def _has_memory(variant: dict) -> bool:
-    return variant["model"] in ("forager_RL", "RLnavigator") or (
+def _memory_overrides(variant: dict) -> dict:
+    """The variant's memory settings its larvae have: an RL memory's all, an associative memory's ``train_dur``."""
+    if variant["model"] == "forager_RW":
+        return {k: v for k, v in variant["memory"].items() if k == "train_dur"}
+    rl = variant["model"] in ("forager_RL", "RLnavigator") or (
         variant["model"] is None and variant["experiment"].startswith("PItrain"))
+    return variant["memory"] if rl else {}
 
 
 @settings(max_examples=25, deadline=None)
@@ -102,7 +106,7 @@ def _has_memory(variant: dict) -> bool:
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
                   Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]},
-                  **(v["memory"] if _has_memory(v) else {})), v["seed"])
+                  **_memory_overrides(v)), v["seed"])
             for v in variants]
     batched = simulate_many(jobs)
     for job, together in zip(jobs, batched, strict=True):

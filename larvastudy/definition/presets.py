@@ -107,10 +107,22 @@ _RL_MEMORY: Tree = {
 }
 
 
+#: larvastudy's associative olfactory memory (engine/association.py; not larvaworld's): Rescorla-Wagner conditioning
+#: of each odor's gain by food at ``alpha`` per second while learning is on (``train_dur`` minutes, as the RL
+#: memory's), a fully conditioned odor expressed off food with ``gain`` (the top of the RL memory's gain space).
+_ASSOCIATIVE_MEMORY: Tree = {
+    "mode": "associative",
+    "modality": "olfaction",
+    "alpha": 0.05,
+    "gain": 300.0,
+    "train_dur": 30.0,
+}
+
+
 _FEEDER: Tree = {"freq": 2.0, "V_bite": 0.001}
 
 
-def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: bool = False) -> Tree:
+def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: Tree | None = None) -> Tree:
     brain: Tree = {
         "crawler": copy.deepcopy(_CRAWLER),
         "turner": copy.deepcopy(_TURNER),
@@ -122,7 +134,7 @@ def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: 
     if feeder:
         brain["feeder"] = copy.deepcopy(_FEEDER)
     if memory:
-        brain["memory"] = copy.deepcopy(_RL_MEMORY)
+        brain["memory"] = copy.deepcopy(memory)
     return {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
 
 
@@ -136,10 +148,12 @@ MODELS: dict[str, Tree] = {
     "max_forager": _model({"Odor": 150.0}, feeder=True, eeb=0.9),
     "max_feeder": _model(None, feeder=True, eeb=0.9),
     # larvaworld's forager_RL is the forager (its olfactor knows only "Odor") plus an RL olfactory memory.
-    "forager_RL": _model({"Odor": 150.0}, feeder=True, eeb=0.5, memory=True),
+    "forager_RL": _model({"Odor": 150.0}, feeder=True, eeb=0.5, memory=_RL_MEMORY),
     # ...and RLnavigator the navigator plus the memory (no feeder, so never rewarded: larvaworld detects food
     # only for larvae with a feeder or toucher).
-    "RLnavigator": _model({"Odor": 150.0}, feeder=False, eeb=0.0, memory=True),
+    "RLnavigator": _model({"Odor": 150.0}, feeder=False, eeb=0.0, memory=_RL_MEMORY),
+    # larvastudy's: the forager whose odor gains are conditioned by food (Rescorla-Wagner), naive at first.
+    "forager_RW": _model({}, feeder=True, eeb=0.5, memory=_ASSOCIATIVE_MEMORY),
 }
 
 #: larvaworld presets whose modules this engine does not implement, with what they need.

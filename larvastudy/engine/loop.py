@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
+from larvastudy.engine.association import Associations
 from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
@@ -215,6 +216,10 @@ class BatchRun:
 
         # Odor learning (docs/model.md, "Odor learning"): the memories and the trial events.
         self.memory = _Memories(setups, self.sizes, dt) if first.memory is not None else None
+        self.association = None   # docs/model.md, "Odor conditioning"; without odors it has nothing to condition
+        if first.association is not None and self.sensing:
+            self.association = Associations([s.association for s in setups], np.cumsum([0, *self.sizes])[:-1].tolist(),
+                                            first.gains.shape[1])
         self.events = {event.step: event for event in first.events}   # one schedule for the whole batch
         self.odor_can_vanish = any(e.intensities is not None and 0.0 in e.intensities for e in first.events)
         self.start_pos, self.start_head = self.pos.copy(), self.head.copy()
@@ -434,8 +439,11 @@ class BatchRun:
         silently; :meth:`diverged` names it afterwards."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._steps()
-        learned = (self.memory.best_gains(self.n) if self.memory is not None
-                   else {name: np.full(self.n, np.nan) for name in LEARNING_METRICS})
+        learned = {name: np.full(self.n, np.nan) for name in LEARNING_METRICS}
+        for memory in (self.memory, self.association):
+            if memory is not None:
+                learned = {name: np.where(np.isnan(values), learned[name], values)
+                           for name, values in memory.learned_gains(self.n).items()}
         per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten,
                                                        "food_steps": self.food_steps, **self.counts, **learned})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
@@ -459,7 +467,7 @@ class BatchRun:
     def _steps(self) -> None:
         all_on_output = bool(self.att_output.all())
         any_on_input = bool(self.att_input.any())
-        memory = self.memory
+        memory, association = self.memory, self.association
         if 0 in self.events:
             self._event(self.events[0])
         for t in range(self.nsteps):
@@ -472,6 +480,8 @@ class BatchRun:
             if memory is not None:   # the memory rewrites the gains before the olfactor senses (reward: food)
                 self._learn(memory, t, on_food)
             drive = self._sense(t, tip) if self.sensing else self.zeros
+            if association is not None:   # conditioned on what was sensed; the gains act from the next step
+                self._associate(association, t, on_food)
             att = self.ones
             if self.feed:
                 self.feeder_phase += self.feed_step * self.feeding
@@ -513,6 +523,13 @@ class BatchRun:
                 if layer >= 0:
                     self.gains[layer, larvae] = values[:, j] * self.dt
             self.gain_sum[larvae] = self.gains[:, larvae].sum(axis=0)
+
+    def _associate(self, association: Associations, t: int, on_food: Bools | None) -> None:
+        """One step of every associative memory: the odors at the head and food under it set the gains."""
+        rows = association.rows
+        reward = on_food[rows] if on_food is not None else np.zeros(rows.size, dtype=bool)
+        self.gains[:, rows] = association.step(t + 1, self.odor_last[:, rows] > 0, reward) * self.dt
+        self.gain_sum[rows] = self.gains[:, rows].sum(axis=0)
 
     def _event(self, event: Event) -> None:
         """A new trial of larvaworld's PrefTrainCondition: the food grid, the odor sources, the larvae's pose."""
@@ -607,7 +624,7 @@ class _Memories:
             return self.index[:0], self.index[:0]
         return np.concatenate(chosen), np.concatenate(actions)
 
-    def best_gains(self, n: int) -> dict[str, Floats]:
+    def learned_gains(self, n: int) -> dict[str, Floats]:
         """``g_odor1``/``g_odor2`` per larva: the gain of each memory odor under the best action (NaN where none)."""
         best = self.actions[self.index, self.q.argmax(axis=1)]   # (m, k)
         out = {}

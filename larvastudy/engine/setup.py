@@ -17,6 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
+from larvastudy.engine.association import MODE as ASSOCIATIVE
+from larvastudy.engine.association import (
+    AssociationGroup,
+    AssociationSetup,
+    association_group,
+    association_setup,
+    last_learning_step,
+)
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
@@ -78,7 +86,7 @@ SUPPORTED = {
     "odorscape.odorscape": ("Gaussian",),
     "distribution.mode": ("uniform",),
     "distribution.shape": ("circle",),
-    "memory.mode": ("RL",),
+    "memory.mode": ("RL", ASSOCIATIVE),
     "memory.modality": ("olfaction",),
     "memory.state_spacePerSide": (0,),
 }
@@ -188,6 +196,7 @@ class SimSetup:
     odor_only: int                          # sources without food (they count for larvaworld's detection switch)
     feed_rng: np.random.Generator | None
     memory: MemorySetup | None = None
+    association: AssociationSetup | None = None
     events: tuple[Event, ...] = ()
 
 
@@ -208,6 +217,7 @@ class _Group:
     chains: Ints                            # (n, K)
     pauses: Ints                            # (n, K)
     memory: _GroupMemory | None
+    association: AssociationGroup | None
 
 
 _Scalar = TypeVar("_Scalar", bound=np.generic)
@@ -306,12 +316,6 @@ def _memory_group(memory: Mapping[str, Any], olf: Mapping[str, Any] | None, laye
     if not space:
         raise SpecError(f"{where}memory.gain_space must list at least one gain")
     update_dt = _positive(f"{where}memory.update_dt", memory["update_dt"])
-    train_dur = float(memory["train_dur"])
-    # learning_on: total_ticks * dt <= train_dur * 60 (both in larvaworld's float arithmetic)
-    horizon = train_dur * 60
-    last = max(int(horizon / dt) + 2, 0)
-    while last > 0 and last * dt > horizon:
-        last -= 1
     niters = int(update_dt * 60 / dt)
     for key in ("alpha", "gamma", "epsilon"):
         if not 0 <= float(memory[key]) <= 1:
@@ -324,7 +328,8 @@ def _memory_group(memory: Mapping[str, Any], olf: Mapping[str, Any] | None, laye
     return _GroupMemory(
         layers=tuple(layer_ids.index(i) if i in layer_ids else -1 for i in ids), actions=actions,
         alpha=float(memory["alpha"]), gamma=float(memory["gamma"]), epsilon=float(memory["epsilon"]),
-        niters=niters, learn_last=min(last, nsteps), state_specific=bool(memory["state_specific_best"]),
+        niters=niters, learn_last=last_learning_step(float(memory["train_dur"]), dt, nsteps),
+        state_specific=bool(memory["state_specific_best"]),
         explore=explore, random_action=rng.integers(0, len(actions), (n, updates)),
     )
 
@@ -463,11 +468,15 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         if n < 1:
             raise SpecError(f"larva_groups.{gid}.distribution.N = {n} must be >= 1")
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
-        memory_cfg = group["model"]["brain"].get("memory")
-        memory = None
-        if memory_cfg:
-            memory = _memory_group(memory_cfg, group["model"]["brain"].get("olfactor"), layer_ids, dt, nsteps, bugs,
-                                   where, n, memory_rng)
+        memory_cfg, olfactor = group["model"]["brain"].get("memory"), group["model"]["brain"].get("olfactor")
+        memory = association = None
+        if memory_cfg and memory_cfg["mode"] == ASSOCIATIVE:
+            _choice(where, "memory.modality", memory_cfg["modality"])
+            if olfactor is None:
+                raise SpecError(f"{where}memory conditions olfactory gains: the model needs an olfactor")
+            association = association_group(memory_cfg, dt, nsteps, where)
+        elif memory_cfg:
+            memory = _memory_group(memory_cfg, olfactor, layer_ids, dt, nsteps, bugs, where, n, memory_rng)
         k_strides = int(nsteps * dt * params["crawler_freq"]) + 2
         k_feeds = int(nsteps * dt * params["feeder_freq"]) + 2 if params["feed_bouts"] else 0
         k_runs = k_strides + k_feeds + 2
@@ -485,7 +494,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
                                       (n, k_strides)),
             chains=chain_rng.choice(chain_k, size=(n, k_runs), p=chain_p),
             pauses=pause_rng.choice(pause_k, size=(n, k_runs), p=pause_p),
-            memory=memory,
+            memory=memory, association=association,
         ))
     if not groups:
         raise SpecError("the experiment has no larva groups")
@@ -495,12 +504,16 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         agent_params[k] = np.concatenate([np.full(g.n, getattr(g.tparams, k)) for g in groups])
     metrics = resolve_metrics(tree)
     memories = _memory_setup(groups)
+    starts = np.cumsum([0] + [g.n for g in groups]).tolist()
+    associations = association_setup([(start, g.n, g.association) for start, g in zip(starts, groups, strict=False)
+                                      if g.association is not None])
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(agent_params["feed_bouts"].any())
     sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
-                 None if memories is None else (memories.layers, memories.actions.shape[1:]), events)
+                 None if memories is None else (memories.layers, memories.actions.shape[1:]),
+                 associations is not None, events)
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
@@ -517,7 +530,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
-        memory=memories, events=events,
+        memory=memories, association=associations, events=events,
     )
 
 
