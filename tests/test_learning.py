@@ -238,7 +238,7 @@ def test_conditioning_with_the_cs_paired_with_food_makes_the_pi_positive(conditi
                                   strict=True):
         for name, values in untrained.per_larva.items():
             np.testing.assert_array_equal(removed.per_larva[name], values, err_msg=name)
-    assert all((r.per_larva["g_odor1"] > 100).all() for r in conditioning_runs["trained"])
+    assert all(r.value("g_odor1") > 100 and (r.per_larva["g_odor1"] > 0).all() for r in conditioning_runs["trained"])
 
 
 def test_in_larvaworlds_trials_conditioning_cannot_show():
