@@ -200,6 +200,23 @@ def test_fidelity_must_name_a_model(tmp_path):
     assert not (tmp_path / "storage").exists()
 
 
+def test_fidelity_as_a_sampled_axis_runs_both_models_in_one_study(tmp_path):
+    """Both models side by side in one sweep: each row of par_df is the simulation of its own fidelity, and the
+    figures compare them."""
+    (tmp_path / "both.toml").write_text(
+        'experiment = "dish"\nNsims = 2\n[sample]\nfidelity = ["larvaworld-2.5.1", "corrected"]\n'
+        '[fixed]\nduration = 0.2\nNpoints = 5\n')
+    result = cli(tmp_path, "run", "both.toml")
+    assert result.returncode == 0, result.stderr
+    par_df = pd.read_csv(tmp_path / "storage" / "both" / "par_df.csv")
+    assert sorted(par_df.fidelity) == [CORRECTED] * 2 + [LARVAWORLD] * 2
+    for row in par_df.itertuples():
+        config = tree("dish", row.fidelity, duration=0.2, Npoints=5)
+        assert row.num_pauses == simulate(config, row.seed).value("num_pauses")
+    figures = {p.stem for p in (tmp_path / "storage" / "both" / "figures").iterdir()}
+    assert "num_pauses_boxplot" in figures, figures
+
+
 @pytest.mark.parametrize("fidelity", [LARVAWORLD, CORRECTED])
 @pytest.mark.parametrize("experiment", ["dish", "food_grid"])
 def test_bout_and_feed_counts_are_larvaworlds_intermitter_counters(experiment, fidelity):
