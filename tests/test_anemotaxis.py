@@ -4,6 +4,7 @@ registry's anemotaxis Batch measures. docs/model.md, "Anemotaxis", describes the
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 
@@ -141,7 +142,7 @@ def test_hunch_lin_scales_the_speed_within_zero_and_twice():
     ({"windsensor.decay_coef": -0.1}, "windsensor.decay_coef = -0.1 must be >= 0"),
 ])
 def test_bad_wind_config_is_a_spec_error(override, message):
-    with pytest.raises(SpecError, match=message):
+    with pytest.raises(SpecError, match=re.escape(message)):
         compile_sim(tree(CORRECTED, **override), 0)
 
 
@@ -152,7 +153,7 @@ def test_wind_puffs_and_unknown_weights_are_refused():
         compile_sim(config, 0)
     config = tree(CORRECTED)
     config["larva_groups"]["explorer"]["model"]["brain"]["windsensor"]["weights"]["bend_angle"] = 1.0
-    with pytest.raises(SpecError, match="windsensor.weights.bend_angle is not a weight; weights: hunch_lin"):
+    with pytest.raises(SpecError, match=re.escape("windsensor.weights.bend_angle is not a weight; weights: hunch_lin")):
         compile_sim(config, 0)
 
 
