@@ -7,18 +7,20 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
 from larvastudy.engine.setup import CORRECTED, LARVAWORLD, compile_sim
 from larvastudy.engine.wind import Wind, anemotaxis
-from larvastudy.errors import SpecError
+from larvastudy.errors import InertParameterWarning, SpecError
 
 BEND, HUNCH = "windsensor.weights.bend_ang", "windsensor.weights.hunch_lin"
 
@@ -99,6 +101,15 @@ def test_in_larvaworld_the_registrys_axes_act_on_nothing():
             np.testing.assert_array_equal(other.per_larva[name], values, err_msg=name)
     assert simulate(tree(CORRECTED, **{BEND: 0.01}), 5).value("anemotaxis") != simulate(tree(CORRECTED), 5).value(
         "anemotaxis")
+
+
+def test_the_weights_warn_as_inert_in_larvaworlds_model_only():
+    sample = {BEND: [-20.0, 20.0]}
+    with pytest.warns(InertParameterWarning, match="acts on nothing in larvaworld 2.5.1, whose explorer has no"):
+        batch_from_kwargs("anemotaxis", sample=sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertParameterWarning)
+        batch_from_kwargs("anemotaxis", sample=sample, fixed={"fidelity": CORRECTED})
 
 
 def _anemotaxis(bend: float) -> np.ndarray:
