@@ -79,7 +79,7 @@ def test_same_config_and_seed_is_bit_identical_in_another_process():
 
 _VARIANTS = st.fixed_dictionaries({
     "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid",
-                                   "PItrain_mini", "PItrain"]),
+                                   "PItrain_mini", "PItrain", "anemotaxis"]),
     "model": st.sampled_from([None, *MODELS]),
     "seed": st.integers(0, 2**32),
     "Npoints": st.integers(1, 6),
@@ -89,6 +89,8 @@ _VARIANTS = st.fixed_dictionaries({
     # RL memories choosing every 1.2 s and learning for 6 s, so that a 0.3-minute run explores, exploits and goes
     # greedy, or as registered
     "memory": st.sampled_from([{}, {"update_dt": 0.02, "train_dur": 0.1}]),
+    # the windsensor's weights (they act in the corrected model), or as preset
+    "wind": st.sampled_from([{}, {"windsensor.weights.bend_ang": 0.01, "windsensor.weights.hunch_lin": 0.5}]),
 })
 
 
@@ -106,7 +108,8 @@ def _memory_overrides(variant: dict) -> dict:
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
                   Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]},
-                  **_memory_overrides(v)), v["seed"])
+                  **_memory_overrides(v),
+                  **(v["wind"] if v["experiment"] == "anemotaxis" and v["model"] is None else {})), v["seed"])
             for v in variants]
     batched = simulate_many(jobs)
     for job, together in zip(jobs, batched, strict=True):

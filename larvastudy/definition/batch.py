@@ -373,6 +373,10 @@ def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> No
         inert.setdefault(name, "bins the odor change into memory states, of which there is one while "
                                "memory.state_spacePerSide = 0, the only value the engine runs (larvaworld's default): "
                                "it changes nothing")
+    if ".brain.windsensor." in path and tree.get(FIDELITY) == LARVAWORLD:
+        inert.setdefault(name, "acts on nothing in larvaworld 2.5.1, whose explorer has no windsensor (nor would its "
+                               "default brain read the weights); fidelity = 'corrected' runs the windsensor "
+                               "(docs/model.md, deviations 16 and 18)")
     if (path.endswith(".physics.ang_vel_coef")
             and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity"):
         inert.setdefault(name, "only acts when physics.ang_mode = 'velocity' (in larvaworld 2.5.1 too): it changes "

@@ -31,6 +31,7 @@ from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import NeuralTurner
+from larvastudy.engine.wind import Wind, anemotaxis
 
 EXEC, PAUSE, FEED = 0, 1, 2
 ANG_CORRECTION = 8.0 * math.pi / 90.0   # rad/s removed per arena-correction iteration
@@ -227,6 +228,9 @@ class BatchRun:
         if self.feed and self.grid is not None:
             self.grid_full = self.grid.copy()
 
+        # The wind (docs/model.md, "Anemotaxis"): None without a windscape.
+        self.wind = (Wind(_each([s.wind for s in setups]), self.sizes, "wind_weights_unused" not in bugs)
+                     if first.wind is not None else None)
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
                                  self.arena.width, self.nsteps, dt)
@@ -444,8 +448,10 @@ class BatchRun:
             if memory is not None:
                 learned = {name: np.where(np.isnan(values), learned[name], values)
                            for name, values in memory.learned_gains(self.n).items()}
-        per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten,
-                                                       "food_steps": self.food_steps, **self.counts, **learned})
+        wind = {} if self.wind is None else {"anemotaxis": anemotaxis(self.recorder.first_pos, self.pos,
+                                                                      self.wind.axis)}
+        per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten, "food_steps": self.food_steps,
+                                                       **self.counts, **learned, **wind})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
 
     def diverged(self) -> list[str | None]:
@@ -489,11 +495,12 @@ class BatchRun:
                 self.feeder_phase[feed_motion] -= TWO_PI
                 att = np.where(self.feeding > 0, self._coupling(self.feeder_phase), att)
             lin, completed = self._crawl()
+            if self.wind is not None and self.wind.sensing:   # sensed at the heading before this step's move
+                drive, lin = self.wind.step(self.head, drive, lin)
             att = np.where(self.crawl_mask, self._coupling(self.crawler_phase), att)
             crawled = self.crawling
             self._intermit(completed, feed_motion, on_food, None if uniforms is None else uniforms[0])
-            # The olfactor is the only sensor and att <= 1, so the turner input stays in [-1, 1] where the
-            # olfactor output does (deviation 2).
+            # att <= 1, so the turner input stays in [-1, 1] where the sensors' summed output does (deviation 2).
             if any_on_input:
                 drive = drive * np.where(self.att_input, att, self.ones)
             ang = self.turner.step(drive)

@@ -28,6 +28,9 @@ PI_METRICS = ("PI", "PI2")
 #: ``RLOlfMemory.first_odor_best_gain`` / ``second_odor_best_gain``, plotted as ``g_odor1`` / ``g_odor2`` from
 #: its ``best_gains`` table; 2.5.1 records neither). NaN for a larva without a memory or a memory with one odor.
 LEARNING_METRICS = ("g_odor1", "g_odor2")
+#: The displacement from the position after step 1 to the last, projected on the wind direction (larvaworld's
+#: ``comp_wind``; engine/wind.py). Only with a windscape.
+WIND_METRICS = ("anemotaxis",)
 #: Every metric's unit ("" where it has none); ``<kind>_dst_to_<source>`` metrics are in mm.
 UNITS = {
     "v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "exec_fraction": "fraction of steps",
@@ -37,6 +40,7 @@ UNITS = {
     "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "PI": "", "PI2": "",
     # The olfactor output grows by dt · gain · (C/C_prev - 1) per step: a gain is per second.
     "g_odor1": "1/s", "g_odor2": "1/s",
+    "anemotaxis": "mm",   # larvaworld: m
 }
 #: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
 #: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
@@ -45,9 +49,10 @@ DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 
 
 def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tuple[str, ...] = (),
-                      memory: bool = False) -> list[str]:
+                      memory: bool = False, wind: bool = False) -> list[str]:
     """Every metric the engine can compute in an arena with these named sources and odor ids (PI needs a CS and
-    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory."""
+    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory and
+    ``wind`` if the arena has a windscape."""
     names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)
@@ -55,6 +60,8 @@ def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tup
         names.append("PI")
     if memory:
         names += list(LEARNING_METRICS)
+    if wind:
+        names += list(WIND_METRICS)
     for src in source_names:
         names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
     return names
@@ -81,7 +88,8 @@ def tree_metrics(tree: Mapping[str, Any]) -> list[str]:
     memory = bool((tree.get("trials") or {}).get("condition")) or any(
         group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
         if isinstance(group.get("model"), Mapping))
-    return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory)
+    return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory,
+                             env.get("windscape") is not None)
 
 
 def resolve_metrics(tree: Mapping[str, Any]) -> tuple[str, ...]:
@@ -111,6 +119,7 @@ class Recorder:
         self.tracked = {src: landmarks[src] for src in landmarks
                         if f"mean_dst_to_{src}" in metrics or f"final_dst_to_{src}" in metrics}
         self.dst_sum = {src: np.zeros(n) for src in self.tracked}
+        self.first_pos = start.copy()   # the position after step 1, larvaworld's first recorded row
         self.pi2 = "PI2" in metrics
         if self.pi2:
             self.cs, self.ucs = landmarks["CS"], landmarks["UCS"]
@@ -120,6 +129,7 @@ class Recorder:
         """Record the state after step ``t`` (0-based): positions, |velocity| and crawler activity."""
         if t == 0:
             self.first_speed += speed
+            self.first_pos = pos.copy()
         else:
             self.speed_sum += speed
         self.crawl_steps += crawling
@@ -134,7 +144,7 @@ class Recorder:
     def per_larva(self, pos: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every requested metric per larva, after the last step; ``counts`` holds ``amount_eaten``, the steps on
         food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds and, with a memory, the
-        :data:`LEARNING_METRICS`."""
+        :data:`LEARNING_METRICS`, with wind the :data:`WIND_METRICS`."""
         n, dt = self.nsteps, self.dt
         v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
         out: dict[str, np.ndarray] = {
@@ -147,7 +157,7 @@ class Recorder:
             "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
             **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,
-            **{name: counts[name] for name in LEARNING_METRICS if name in counts},
+            **{name: counts[name] for name in (*LEARNING_METRICS, *WIND_METRICS) if name in counts},
         }
         if "PI" in self.metrics:
             band = 0.1 * self.arena_width

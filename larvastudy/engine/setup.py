@@ -29,6 +29,7 @@ from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import WARMUP_FLIPS, NeuralParams, warmup_trajectory
+from larvastudy.engine.wind import WIND_BUGS, WindSetup, compile_wind
 from larvastudy.errors import SpecError
 from larvastudy.machine import gigabytes, physical_memory
 
@@ -56,6 +57,7 @@ UPSTREAM_BUGS = {
     # Not a bug: larvaworld's crawler is active when built, so larvae move in their first step; the corrected
     # model keeps the start of larvastudy before fidelity existed (still in step 1).
     "crawl_from_first_step": 15,
+    **WIND_BUGS,                # 16-18: the wind (engine/wind.py)
 }
 #: The odor intensity larvaworld's ``PrefTrainCondition`` switches sources on to (``peak_intensity``).
 PEAK_INTENSITY = 2.0
@@ -198,6 +200,7 @@ class SimSetup:
     memory: MemorySetup | None = None
     association: AssociationSetup | None = None
     events: tuple[Event, ...] = ()
+    wind: WindSetup | None = None
 
 
 @dataclass
@@ -507,13 +510,15 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     starts = np.cumsum([0] + [g.n for g in groups]).tolist()
     associations = association_setup([(start, g.n, g.association) for start, g in zip(starts, groups, strict=False)
                                       if g.association is not None])
+    wind = compile_wind(env, [(g.n, group["model"]["brain"])
+                              for g, group in zip(groups, tree["larva_groups"].values(), strict=True)], dt, bugs)
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(agent_params["feed_bouts"].any())
     sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
                  None if memories is None else (memories.layers, memories.actions.shape[1:]),
-                 associations is not None, events)
+                 associations is not None, events, None if wind is None else wind.signature)
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
@@ -530,7 +535,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
-        memory=memories, association=associations, events=events,
+        memory=memories, association=associations, events=events, wind=wind,
     )
 
 
