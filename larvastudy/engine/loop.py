@@ -28,6 +28,7 @@ from larvastudy.engine.arena import Arena
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
+from larvastudy.engine.touch import batch_touchers
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import NeuralTurner
 
@@ -222,6 +223,9 @@ class BatchRun:
         if self.feed and self.grid is not None:
             self.grid_full = self.grid.copy()
 
+        # Tactile detection (docs/model.md, "Tactile detection"): touch sensors, and food found by a toucher.
+        self.touch = None if first.touch is None else batch_touchers(
+            setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_olfactor)
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
                                  self.arena.width, self.nsteps, dt)
@@ -385,9 +389,11 @@ class BatchRun:
         """Slow down in 0.00011 m/s decrements until the moved tip is inside; else v = 0 (spec §2.3).
 
         The arena is convex and the tip inside, so the allowed speeds form [0, v_max]: the number of
-        decrements is computed directly instead of iterated.
+        decrements is computed directly instead of iterated. A tip outside (placed there, as tactile_detection's
+        larvae are) stays: a shorter step does not bring it in.
         """
-        v_max = self.arena.reach(tip[rows], unit[rows], rows) / self.dt
+        v_max = np.where(self.arena.outside(tip[rows], rows), 0.0, self.arena.reach(tip[rows], unit[rows], rows))
+        v_max /= self.dt
         k = np.maximum(np.ceil((v[rows] - v_max) / LIN_CORRECTION), 1.0)
         slowed = v[rows] - k * LIN_CORRECTION
         v[rows] = np.where((k <= MAX_CORRECTIONS) & (slowed >= 0), slowed, 0.0)
@@ -472,6 +478,11 @@ class BatchRun:
             if memory is not None:   # the memory rewrites the gains before the olfactor senses (reward: food)
                 self._learn(memory, t, on_food)
             drive = self._sense(t, tip) if self.sensing else self.zeros
+            if self.touch is not None:   # the toucher's output joins the turner input; its larvae find food
+                touched, found = self.touch.step(self.pos, self.unit, self.tail, *(
+                    (self.food_amount[self.food_keys] > 0, self.grid) if self.feed else (None, None)))
+                drive = _clip(drive + touched, -self.ones, self.ones) if self.clip_olfactor else drive + touched
+                self.food_steps += found
             att = self.ones
             if self.feed:
                 self.feeder_phase += self.feed_step * self.feeding
@@ -521,6 +532,8 @@ class BatchRun:
                 self.grid[:] = 0.0
             elif event.grid == "reset":
                 self.grid[:] = self.grid_full
+        if self.touch is not None and self.touch.grid is not None:
+            self.touch.grid.event(event.grid)
         if event.intensities is not None and self.sensing:
             self.odor_int[:] = np.asarray(event.intensities)[:, None]
         if event.reset_pose:
