@@ -286,9 +286,17 @@ class BatchRun:
         order = np.argsort(keys, kind="stable")
         keys, eaters = keys[order], eaters[order]
         bite = self.p["bite"][eaters]
-        cum = np.cumsum(bite)
-        first = np.r_[True, keys[1:] != keys[:-1]]
-        before = cum - bite - np.maximum.accumulate(np.where(first, cum - bite, 0.0))
+        # Bites summed per simulation (keys are simulation-major), as alone: a sum over the whole batch would round
+        # the food left before each bite differently for a simulation batched after others.
+        sims = self.sim[eaters]
+        row = np.cumsum(np.r_[True, sims[1:] != sims[:-1]]) - 1
+        column = np.arange(keys.size) - np.searchsorted(sims, sims)
+        table = np.zeros((row[-1] + 1, column.max() + 1))
+        table[row, column] = bite
+        cum = np.cumsum(table, axis=1)[row, column]
+        first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        served = cum - bite   # bites of the simulation's eaters before this one, then those of its cell's before it
+        before = served - served[first[np.searchsorted(first, np.arange(keys.size), side="right") - 1]]
         eaten = np.clip(store[keys] - before, 0.0, bite)
         np.subtract.at(store, keys, eaten)
         self.amount_eaten[eaters] += 1000.0 * eaten
