@@ -377,9 +377,10 @@ class BatchRun:
 
         Candidate k is ``clip(ω − k·δ, low, high)`` for k = 1…100; the first whose tip is inside wins,
         and ω = 0 if none is. Candidates are tested in two vectorized rounds (most larvae need a few).
+        A joint farther outside than the tip is from it (tactile_detection's placement) gets ω = 0 untested.
         """
         result = np.zeros(rows.size)
-        pending = np.arange(rows.size)
+        pending = np.flatnonzero(~self.arena.beyond(self.pos[rows], rows, self.half[rows]))
         for steps in self.correction_rounds:
             r = rows[pending, None]
             w = omega[r]
