@@ -140,6 +140,14 @@ class Touchers:
         ``grid`` are the current food where larvae eat, else None."""
         food = self.food_left if food_left is None else food_left
         grid = self.grid.values if grid is None and self.grid is not None else grid
+        if self.valid.shape[1]:   # without sensors (the toucher preset) the output stays 0
+            self._sense(pos, unit, tail, food, grid)
+        tip = (pos + self.half * unit)[:, None]
+        at_tip: Bools = self._contact(tip.real, tip.imag, food, grid)[:, 0] & self.has
+        return self.output, at_tip
+
+    def _sense(self, pos: Complexes, unit: Complexes, tail: Floats, food: Bools, grid: Floats | None) -> None:
+        """The sensors' contacts and the output they drive."""
         head_c, head_s = unit.real[:, None], unit.imag[:, None]
         tail_c, tail_s = np.cos(tail)[:, None], np.sin(tail)[:, None]
         c = np.where(self.on_head, head_c, tail_c)
@@ -153,9 +161,6 @@ class Touchers:
         self.output = self.output * self.decay + self.dt * (self.gain * d_x).sum(axis=1)
         if self.clip:   # deviation 2: the declared output range [-1, 1], which larvaworld skips
             self.output = np.clip(self.output, -1.0, 1.0)
-        tip = (pos + self.half * unit)[:, None]
-        at_tip: Bools = self._contact(tip.real, tip.imag, food, grid)[:, 0] & self.has
-        return self.output, at_tip
 
 
 @dataclass
