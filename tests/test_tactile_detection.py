@@ -60,6 +60,19 @@ def test_toucher_response_worked_from_larvaworlds_source():
     np.testing.assert_allclose(np.concatenate(outs), [0.0, -1.0, -math.exp(-0.01)], rtol=1e-12)
 
 
+def test_sensors_sit_where_larvaworld_puts_them():
+    """larvaworld 2.5.1 itself (toucher_2, seed 1, a larva's first pose: joint, head and tail orientation as its
+    Larva reports them) put touch_sensor_0 and touch_sensor_2 at these points (get_sensor_position)."""
+    pos = np.array([complex(-0.0016980671025577899, 0.0013904258316776888)])
+    heading = np.array([4.525932273597346])
+    x, y = touchers(0j).sensor_points(pos, np.exp(1j * heading), heading)
+    np.testing.assert_allclose(x[0], [-0.002161512571964584, -0.0007896325542574026], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(y[0], [-0.0010662422974936727, 0.003508738054050555], rtol=0, atol=1e-15)
+    # and with the body bent, sensor 2 follows the tail segment: joint + L·(−0.45 + 0.1i)·e^{i·tail}
+    x, y = touchers(0j).sensor_points(np.zeros(1, dtype=complex), np.ones(1, dtype=complex), np.full(1, np.pi / 2))
+    np.testing.assert_allclose([x[0, 1], y[0, 1]], [-0.1 * L, -0.45 * L], rtol=0, atol=1e-15)
+
+
 def test_null_perception_senses_contact_and_the_head_tip_finds_food():
     """'null' perception: dX = cur, so each step in contact adds 4.0: 4.0, then 4.0·0.990049834 + 4.0. Food 2 mm
     ahead of the head tip (2.5 mm) is within the larva's radius of it and of sensor 0 there."""

@@ -146,14 +146,18 @@ class Touchers:
         at_tip: Bools = self._contact(tip.real, tip.imag, food, grid)[:, 0] & self.has
         return self.output, at_tip
 
+    def sensor_points(self, pos: Complexes, unit: Complexes, tail: Floats) -> tuple[Floats, Floats]:
+        """Where the sensors are, x and y (larvae, sensor slots), for joints ``pos``, the head's direction ``unit``
+        and the tail's orientation ``tail``: larvaworld's ``get_sensor_position``, in real arithmetic."""
+        c = np.where(self.on_head, unit.real[:, None], np.cos(tail)[:, None])
+        s = np.where(self.on_head, unit.imag[:, None], np.sin(tail)[:, None])
+        x: Floats = pos.real[:, None] + self.along * c - self.across * s
+        y: Floats = pos.imag[:, None] + self.along * s + self.across * c
+        return x, y
+
     def _sense(self, pos: Complexes, unit: Complexes, tail: Floats, food: Bools, grid: Floats | None) -> None:
         """The sensors' contacts and the output they drive."""
-        head_c, head_s = unit.real[:, None], unit.imag[:, None]
-        tail_c, tail_s = np.cos(tail)[:, None], np.sin(tail)[:, None]
-        c = np.where(self.on_head, head_c, tail_c)
-        s = np.where(self.on_head, head_s, tail_s)
-        x = pos.real[:, None] + self.along * c - self.across * s
-        y = pos.imag[:, None] + self.along * s + self.across * c
+        x, y = self.sensor_points(pos, unit, tail)
         current = (self._contact(x, y, food, grid) & self.valid).astype(float)
         changed = np.where(self.previous != 0, current - self.previous, 0.0)   # log and linear alike for 0/1
         self.previous = current
