@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
 from larvastudy.engine.setup import compile_sim
 from larvastudy.engine.touch import batch_touchers
-from larvastudy.errors import SpecError
+from larvastudy.errors import InertParameterWarning, SpecError
 
 L = 0.005   # body length (m), as every preset
 
@@ -89,6 +91,18 @@ def test_the_toucher_preset_mounts_no_sensors_so_the_registry_axes_are_inert():
     high = simulate(tree(initial_gain=75.0, decay_coef=0.5), 3).per_larva
     for name, values in low.items():
         np.testing.assert_array_equal(values, high[name], err_msg=name)
+
+
+def test_the_registry_batch_warns_that_its_axes_are_inert():
+    with pytest.warns(InertParameterWarning) as caught:
+        batch_from_kwargs("tactile_detection", sample={"initial_gain": [25.0, 75.0], "decay_coef": [0.01, 0.5]},
+                          fixed={"duration": 0.1})
+    assert sorted(str(w.message).split()[0] for w in caught if w.category is InertParameterWarning) == [
+        "'decay_coef'", "'initial_gain'"]
+    with warnings.catch_warnings():   # with sensors they act
+        warnings.simplefilter("error", InertParameterWarning)
+        batch_from_kwargs("tactile_detection", sample={"initial_gain": [25.0, 75.0]},
+                          fixed={"duration": 0.1, "model": "toucher_2"})
 
 
 def test_larvae_placed_outside_the_arena_stay_there():
