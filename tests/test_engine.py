@@ -79,7 +79,8 @@ def test_same_config_and_seed_is_bit_identical_in_another_process():
 
 _VARIANTS = st.fixed_dictionaries({
     "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid",
-                                   "PItrain_mini", "PItrain", "anemotaxis"]),
+                                   "PItrain_mini", "PItrain", "anemotaxis",
+                                   "tactile_detection"]),
     "model": st.sampled_from([None, *MODELS]),
     "seed": st.integers(0, 2**32),
     "Npoints": st.integers(1, 6),

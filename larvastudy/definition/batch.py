@@ -377,6 +377,10 @@ def _check_effect(tree: Tree, name: str, path: str, inert: dict[str, str]) -> No
         inert.setdefault(name, "acts on nothing in larvaworld 2.5.1, whose explorer has no windsensor (nor would its "
                                "default brain read the weights); fidelity = 'corrected' runs the windsensor "
                                "(docs/model.md, deviations 16 and 18)")
+    if (re.search(r"\.toucher\.(initial_gain|decay_coef)$", path)
+            and not paths.get(tree, path.rpartition(".")[0] + ".touch_sensors")):
+        inert.setdefault(name, "acts through touch sensors, which this toucher does not mount (touch_sensors = [], as "
+                               "larvaworld 2.5.1's toucher preset): it changes nothing")
     if (path.endswith(".physics.ang_vel_coef")
             and paths.get(tree, path.replace("ang_vel_coef", "ang_mode")) != "velocity"):
         inert.setdefault(name, "only acts when physics.ang_mode = 'velocity' (in larvaworld 2.5.1 too): it changes "

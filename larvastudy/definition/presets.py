@@ -128,7 +128,16 @@ _WINDSENSOR: Tree = {"gain_dict": {"windsensor": 1.0}, "decay_coef": 0.1, "perce
                      "weights": dict.fromkeys(("hunch_lin", "hunch_ang", "bend_lin", "bend_ang"), 0.0)}
 
 
-def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: Tree | None = None) -> Tree:
+
+def _toucher(sensors: list[int]) -> Tree:
+    """larvaworld's ``Toucher`` defaults (lib/model/modules/sensor.py) with touch sensors on these vertices of the body
+    contour (docs/model.md, "Tactile detection"); the ``toucher`` preset mounts none."""
+    return {"mode": "default", "initial_gain": 40.0, "decay_coef": 0.1, "perception": "log",
+            "touch_sensors": list(sensors), "brute_force": False}
+
+
+def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: Tree | None = None,
+           touch: list[int] | None = None) -> Tree:
     brain: Tree = {
         "crawler": copy.deepcopy(_CRAWLER),
         "turner": copy.deepcopy(_TURNER),
@@ -141,6 +150,8 @@ def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: 
         brain["feeder"] = copy.deepcopy(_FEEDER)
     if memory:
         brain["memory"] = copy.deepcopy(memory)
+    if touch is not None:
+        brain["toucher"] = _toucher(touch)
     return {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
 
 
@@ -160,6 +171,10 @@ MODELS: dict[str, Tree] = {
     "RLnavigator": _model({"Odor": 150.0}, feeder=False, eeb=0.0, memory=_RL_MEMORY),
     # larvastudy's: the forager whose odor gains are conditioned by food (Rescorla-Wagner), naive at first.
     "forager_RW": _model({}, feeder=True, eeb=0.5, memory=_ASSOCIATIVE_MEMORY),
+    # The explorer plus a tactile sensor: larvaworld's toucher mounts no touch sensors (so its toucher never senses),
+    # toucher_2 two, at the head tip and beside the tail (contour vertices 0 and 2).
+    "toucher": _model(None, feeder=False, eeb=0.0, touch=[]),
+    "toucher_2": _model(None, feeder=False, eeb=0.0, touch=[0, 2]),
 }
 
 #: larvaworld presets whose modules this engine does not implement, with what they need.
@@ -169,14 +184,14 @@ UNSUPPORTED_MODELS: dict[str, str] = {
 
 
 def _group(model: str, n: int, loc: tuple[float, float], scale: tuple[float, float],
-           orientation: tuple[float, float], modules: Tree | None = None) -> Tree:
+           orientation: tuple[float, float], modules: Tree | None = None, mode: str = "uniform") -> Tree:
     """A larva group of ``model``, whose brain gains ``modules`` (name: config) when the experiment is expanded."""
     return {
         "model": model,
         **({"modules": copy.deepcopy(modules)} if modules else {}),
         "distribution": {
             "N": n,
-            "mode": "uniform",
+            "mode": mode,
             "shape": "circle",
             "loc": [float(v) for v in loc],
             "scale": [float(v) for v in scale],
@@ -240,6 +255,12 @@ EXPERIMENTS: dict[str, Tree] = {
         10.0, _env("rectangular", (0.02, 0.02), {}, [], food_grid={"grid_dims": [51, 51], "initial_value": 1e-6}),
         {"feeder": _group("feeder", 5, (0, 0), (0, 0), (0, 360))},
         ["amount_eaten", "on_food_dur_ratio", *BASE_METRICS, *BOUT_METRICS, *FEED_METRICS]),
+    # larvaworld's single_patch arena (one odorless patch, 0.1 amount, radius 0.01 m) and 30 touchers evenly spaced on
+    # a circle of radius 0.03 m, outside the 0.05 m square where the arena's corners are not (docs/model.md).
+    "tactile_detection": _experiment(
+        600.0, _env("rectangular", (0.05, 0.05), {"Patch": {"pos": [0.0, 0.0], "radius": 0.01, "amount": 0.1}}, []),
+        {"toucher": _group("toucher", 30, (0, 0), (0.03, 0.03), (0, 360), mode="periphery")},
+        ["cum_food_detected", "on_food_dur_ratio", *BASE_METRICS]),
 }
 
 
@@ -282,7 +303,6 @@ UNSUPPORTED_EXPERIMENTS: dict[str, str] = {
     "PItest_on": "PItest_off's arena plus a food grid under forager_x2 (not calibrated here yet)",
     "PItest_off_OSN": "an external Brian2 olfactory-sensory-neuron server",
     "growth": "DEB energetics and a gut model",
-    "tactile_detection": "the toucher (tactile) sensor",
     "dispersion": "Levy-walk modules (constant crawler, sinusoidal turner)",
     "focus": "Levy-walk modules (constant crawler, sinusoidal turner)",
     "maze": "arena borders and collisions (Box2D)",

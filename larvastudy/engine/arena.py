@@ -67,6 +67,17 @@ class Arena:
             return out
         return np.abs(z) > hx
 
+    def beyond(self, z: Complexes, rows: Ints, distance: Floats) -> Bools:
+        """Whether each point lies more than ``distance`` outside the allowed region, so that no point within
+        ``distance`` of it is inside (with a margin far above rounding; for the 60-gon, outside its circumcircle)."""
+        hx, hy, limit = self.half_x[rows], self.half_y[rows], distance * (1.0 + 1e-9)
+        if self.geometry == "rectangular":
+            dx, dy = np.maximum(np.abs(z.real) - hx, 0.0), np.maximum(np.abs(z.imag) - hy, 0.0)
+            far: Bools = dx * dx + dy * dy > limit * limit
+            return far
+        outside_circle: Bools = np.abs(z) - hx > limit
+        return outside_circle
+
     def reach(self, start: Complexes, direction: Complexes, rows: Ints) -> Floats:
         """Distance from inside points ``start`` along unit vectors ``direction`` to the boundary."""
         hx, hy = self.half_x[rows], self.half_y[rows]

@@ -29,6 +29,7 @@ from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.association import Associations
 from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
+from larvastudy.engine.touch import batch_touchers
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import NeuralTurner
 from larvastudy.engine.wind import Wind, anemotaxis
@@ -231,6 +232,9 @@ class BatchRun:
         # The wind (docs/model.md, "Anemotaxis"): None without a windscape.
         self.wind = (Wind(_each([s.wind for s in setups]), self.sizes, "wind_weights_unused" not in bugs)
                      if first.wind is not None else None)
+        # Tactile detection (docs/model.md, "Tactile detection"): touch sensors, and food found by a toucher.
+        self.touch = None if first.touch is None else batch_touchers(
+            setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_olfactor)
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
                                  self.arena.width, self.nsteps, dt)
@@ -291,9 +295,17 @@ class BatchRun:
         order = np.argsort(keys, kind="stable")
         keys, eaters = keys[order], eaters[order]
         bite = self.p["bite"][eaters]
-        cum = np.cumsum(bite)
-        first = np.r_[True, keys[1:] != keys[:-1]]
-        before = cum - bite - np.maximum.accumulate(np.where(first, cum - bite, 0.0))
+        # Bites summed per simulation (keys are simulation-major), as alone: a sum over the whole batch would round
+        # the food left before each bite differently for a simulation batched after others.
+        sims = self.sim[eaters]
+        row = np.cumsum(np.r_[True, sims[1:] != sims[:-1]]) - 1
+        column = np.arange(keys.size) - np.searchsorted(sims, sims)
+        table = np.zeros((row[-1] + 1, column.max() + 1))
+        table[row, column] = bite
+        cum = np.cumsum(table, axis=1)[row, column]
+        first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        served = cum - bite   # bites of the simulation's eaters before this one, then those of its cell's before it
+        before = served - served[first[np.searchsorted(first, np.arange(keys.size), side="right") - 1]]
         eaten = np.clip(store[keys] - before, 0.0, bite)
         np.subtract.at(store, keys, eaten)
         self.amount_eaten[eaters] += 1000.0 * eaten
@@ -374,9 +386,10 @@ class BatchRun:
 
         Candidate k is ``clip(ω − k·δ, low, high)`` for k = 1…100; the first whose tip is inside wins,
         and ω = 0 if none is. Candidates are tested in two vectorized rounds (most larvae need a few).
+        A joint farther outside than the tip is from it (tactile_detection's placement) gets ω = 0 untested.
         """
         result = np.zeros(rows.size)
-        pending = np.arange(rows.size)
+        pending = np.flatnonzero(~self.arena.beyond(self.pos[rows], rows, self.half[rows]))
         for steps in self.correction_rounds:
             r = rows[pending, None]
             w = omega[r]
@@ -394,9 +407,11 @@ class BatchRun:
         """Slow down in 0.00011 m/s decrements until the moved tip is inside; else v = 0 (spec §2.3).
 
         The arena is convex and the tip inside, so the allowed speeds form [0, v_max]: the number of
-        decrements is computed directly instead of iterated.
+        decrements is computed directly instead of iterated. A tip outside (placed there, as tactile_detection's
+        larvae are) stays: a shorter step does not bring it in.
         """
-        v_max = self.arena.reach(tip[rows], unit[rows], rows) / self.dt
+        v_max = np.where(self.arena.outside(tip[rows], rows), 0.0, self.arena.reach(tip[rows], unit[rows], rows))
+        v_max /= self.dt
         k = np.maximum(np.ceil((v[rows] - v_max) / LIN_CORRECTION), 1.0)
         slowed = v[rows] - k * LIN_CORRECTION
         v[rows] = np.where((k <= MAX_CORRECTIONS) & (slowed >= 0), slowed, 0.0)
@@ -488,6 +503,11 @@ class BatchRun:
             drive = self._sense(t, tip) if self.sensing else self.zeros
             if association is not None:   # conditioned on what was sensed; the gains act from the next step
                 self._associate(association, t, on_food)
+            if self.touch is not None:   # the toucher's output joins the turner input; its larvae find food
+                touched, found = self.touch.step(self.pos, self.unit, self.tail, *(
+                    (self.food_amount[self.food_keys] > 0, self.grid) if self.feed else (None, None)))
+                drive = _clip(drive + touched, -self.ones, self.ones) if self.clip_olfactor else drive + touched
+                self.food_steps += found
             att = self.ones
             if self.feed:
                 self.feeder_phase += self.feed_step * self.feeding
@@ -545,6 +565,8 @@ class BatchRun:
                 self.grid[:] = 0.0
             elif event.grid == "reset":
                 self.grid[:] = self.grid_full
+        if self.touch is not None and self.touch.grid is not None:
+            self.touch.grid.event(event.grid)
         if event.intensities is not None and self.sensing:
             self.odor_int[:] = np.asarray(event.intensities)[:, None]
         if event.reset_pose:

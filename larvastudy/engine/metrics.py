@@ -22,7 +22,9 @@ BOUT_METRICS = ("num_pauses", "num_stridechains")
 #: Feeding motions (larvaworld's ``Nfeeds``) and those with food under the mouth or without it (``Nfeeds_success``,
 #: ``Nfeeds_fail``); zero for larvae without a feeder.
 FEED_METRICS = ("num_feeds", "successful_feeds", "failed_feeds")
-FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio", *FEED_METRICS)
+#: ``cum_food_detected``: the steps a larva found food (larvaworld's ``Larva.cum_food_detected``; larvae with a feeder
+#: or a toucher look for it), of which ``on_food_dur_ratio`` is the fraction.
+FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio", "cum_food_detected", *FEED_METRICS)
 PI_METRICS = ("PI", "PI2")
 #: The best gain an RL olfactory memory has learned for its first and second odor, per larva (larvaworld's
 #: ``RLOlfMemory.first_odor_best_gain`` / ``second_odor_best_gain``, plotted as ``g_odor1`` / ``g_odor2`` from
@@ -37,7 +39,7 @@ UNITS = {
     "dsp_0_40": "mm", "dsp_0_60": "mm", "num_pauses": "pauses", "num_stridechains": "runs",
     "num_feeds": "feeding motions", "successful_feeds": "feeding motions", "failed_feeds": "feeding motions",
     # 1000 x the litres eaten: a bite is V_bite · L³ · 1000 L with L in m (spec §5.5); larvaworld names no unit.
-    "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "PI": "", "PI2": "",
+    "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "cum_food_detected": "steps", "PI": "", "PI2": "",
     # The olfactor output grows by dt · gain · (C/C_prev - 1) per step: a gain is per second.
     "g_odor1": "1/s", "g_odor2": "1/s",
     "anemotaxis": "mm",   # larvaworld: m
@@ -154,6 +156,7 @@ class Recorder:
             "exec_fraction": self.crawl_steps / n,
             "amount_eaten": counts["amount_eaten"],
             "on_food_dur_ratio": counts["food_steps"] / n,
+            "cum_food_detected": counts["food_steps"],
             "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
             **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,

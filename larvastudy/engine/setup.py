@@ -27,6 +27,7 @@ from larvastudy.engine.association import (
 )
 from larvastudy.engine.bouts import discrete_pmf
 from larvastudy.engine.metrics import resolve_metrics
+from larvastudy.engine.touch import TouchSetup, compile_touch
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
 from larvastudy.engine.turner import WARMUP_FLIPS, NeuralParams, warmup_trajectory
 from larvastudy.engine.wind import WIND_BUGS, WindSetup, compile_wind
@@ -86,7 +87,7 @@ SUPPORTED = {
     "physics.ang_mode": ("torque", "velocity"),
     "arena.geometry": ("circular", "rectangular"),
     "odorscape.odorscape": ("Gaussian",),
-    "distribution.mode": ("uniform",),
+    "distribution.mode": ("uniform", "periphery"),
     "distribution.shape": ("circle",),
     "memory.mode": ("RL", ASSOCIATIVE),
     "memory.modality": ("olfaction",),
@@ -201,6 +202,7 @@ class SimSetup:
     association: AssociationSetup | None = None
     events: tuple[Event, ...] = ()
     wind: WindSetup | None = None
+    touch: TouchSetup | None = None         # the touchers (docs/model.md, "Tactile detection")
 
 
 @dataclass
@@ -400,9 +402,14 @@ def _check_memory(need: float, what: str) -> None:
 
 
 def _placement(rng: np.random.Generator, n: int, dist: Mapping[str, Any]) -> tuple[Complexes, Floats]:
-    """larvaworld's uniform/circle placement: independent radial draws for x and y (spec §7)."""
+    """larvaworld's uniform/circle placement: independent radial draws for x and y (spec §7); or its periphery/circle
+    placement: evenly spaced on the ellipse of radii ``scale``, from angle 0 (``xy_along_circle``)."""
     (X, Y), (sx, sy) = dist["loc"], dist["scale"]
     o1, o2 = (float(v) for v in dist["orientation_range"])
+    if dist["mode"] == "periphery":
+        angles = np.linspace(0.0, TWO_PI, n + 1)[:-1]
+        heading = np.mod(np.radians(rng.uniform(o1, o2, n)), TWO_PI)
+        return (X + np.cos(angles) * float(sx)) + 1j * (Y + np.sin(angles) * float(sy)), heading
     a = rng.uniform(0.0, TWO_PI, n)
     x = X + np.sqrt(rng.uniform(0.0, float(sx) ** 2, n)) * np.cos(a)
     y = Y + np.sqrt(rng.uniform(0.0, float(sy) ** 2, n)) * np.sin(a)
@@ -512,13 +519,15 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
                                       if g.association is not None])
     wind = compile_wind(env, [(g.n, group["model"]["brain"])
                               for g, group in zip(groups, tree["larva_groups"].values(), strict=True)], dt, bugs)
+    touch = compile_touch([(f"larva_groups.{gid}.model.", group["model"], g.n)
+                           for (gid, group), g in zip(tree["larva_groups"].items(), groups, strict=True)], len(sources))
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(agent_params["feed_bouts"].any())
     sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
                  None if memories is None else (memories.layers, memories.actions.shape[1:]),
-                 associations is not None, events, None if wind is None else wind.signature)
+                 associations is not None, events, None if wind is None else wind.signature, touch is not None)
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
@@ -535,7 +544,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         food_pos=np.array([complex(*sources[k]["pos"]) for k in food_names], dtype=complex),
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
-        memory=memories, association=associations, events=events, wind=wind,
+        memory=memories, association=associations, events=events, wind=wind, touch=touch,
     )
 
 
