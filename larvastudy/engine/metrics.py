@@ -28,6 +28,10 @@ PI_METRICS = ("PI", "PI2")
 #: ``RLOlfMemory.first_odor_best_gain`` / ``second_odor_best_gain``, plotted as ``g_odor1`` / ``g_odor2`` from
 #: its ``best_gains`` table; 2.5.1 records neither). NaN for a larva without a memory or a memory with one odor.
 LEARNING_METRICS = ("g_odor1", "g_odor2")
+#: A DEB larva's ``f - 1`` (larvaworld's ``DEB.deb_f_deviation``) and its recorded length, dry mass, scaled reserve
+#: density and hunger (``DEB.dict``'s ``length``, ``mass``, ``reserve_density``, ``hunger``) at the end; NaN for larvae
+#: without energetics (engine/deb.py).
+GROWTH_METRICS = ("deb_f_deviation", "deb_length", "deb_mass", "reserve_density", "hunger")
 #: Every metric's unit ("" where it has none); ``<kind>_dst_to_<source>`` metrics are in mm.
 UNITS = {
     "v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "exec_fraction": "fraction of steps",
@@ -37,6 +41,7 @@ UNITS = {
     "amount_eaten": "mL", "on_food_dur_ratio": "fraction of steps", "PI": "", "PI2": "",
     # The olfactor output grows by dt · gain · (C/C_prev - 1) per step: a gain is per second.
     "g_odor1": "1/s", "g_odor2": "1/s",
+    "deb_f_deviation": "", "deb_length": "mm", "deb_mass": "mg", "reserve_density": "", "hunger": "",
 }
 #: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
 #: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
@@ -45,9 +50,10 @@ DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 
 
 def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tuple[str, ...] = (),
-                      memory: bool = False) -> list[str]:
+                      memory: bool = False, growth: bool = False) -> list[str]:
     """Every metric the engine can compute in an arena with these named sources and odor ids (PI needs a CS and
-    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory."""
+    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory and
+    ``growth`` if some has energetics."""
     names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)
@@ -55,6 +61,8 @@ def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tup
         names.append("PI")
     if memory:
         names += list(LEARNING_METRICS)
+    if growth:
+        names += list(GROWTH_METRICS)
     for src in source_names:
         names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
     return names
@@ -81,7 +89,12 @@ def tree_metrics(tree: Mapping[str, Any]) -> list[str]:
     memory = bool((tree.get("trials") or {}).get("condition")) or any(
         group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
         if isinstance(group.get("model"), Mapping))
-    return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory)
+    # growth metrics wherever larvae may grow: with energetics, or in an experiment giving its larvae a life history
+    # (NaN without energetics)
+    growth = any(group.get("life_history") or (isinstance(group.get("model"), Mapping)
+                                               and group["model"].get("energetics"))
+                 for group in tree["larva_groups"].values())
+    return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory, growth)
 
 
 def resolve_metrics(tree: Mapping[str, Any]) -> tuple[str, ...]:
@@ -133,8 +146,8 @@ class Recorder:
 
     def per_larva(self, pos: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every requested metric per larva, after the last step; ``counts`` holds ``amount_eaten``, the steps on
-        food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds and, with a memory, the
-        :data:`LEARNING_METRICS`."""
+        food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds, the :data:`LEARNING_METRICS`
+        and the :data:`GROWTH_METRICS`."""
         n, dt = self.nsteps, self.dt
         v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
         out: dict[str, np.ndarray] = {
@@ -147,7 +160,7 @@ class Recorder:
             "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
             **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,
-            **{name: counts[name] for name in LEARNING_METRICS if name in counts},
+            **{name: counts[name] for name in (*LEARNING_METRICS, *GROWTH_METRICS) if name in counts},
         }
         if "PI" in self.metrics:
             band = 0.1 * self.arena_width
