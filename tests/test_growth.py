@@ -116,7 +116,7 @@ def test_deb_and_gut_steps_are_larvaworlds(fidelity):
 def test_the_deb_steps_every_600_steps_and_the_body_follows_it():
     """run_check adds dt = 0.1 s per step and steps the DEB once the buffer reaches 60 s: at step 600
     (0.1 x 600 = 60.00000000000058). The body length, bite and, with hunger_as_EEB, EEB follow each DEB step."""
-    assert D.interval(1 / (24 * 60), 0.1) == 600 and D.interval(1 / (24 * 60), 0.7) == 86
+    assert D.interval(1 / (24 * 60), 0.1, 10**6) == 600 and D.interval(1 / (24 * 60), 0.7, 10**6) == 86
     lengths = {}
     for steps in (599, 600, 1199, 1200):
         run = BatchRun([compile_sim(tree(duration=steps / 600, hunger_gain=1.0), 3)])
@@ -185,6 +185,8 @@ def test_the_registry_axis_eeb_makes_larvae_feed_more():
     ({"assimilation_mode": "deb"}, "energetics.DEB.assimilation_mode = 'deb' is not supported; supported: gut"),
     ({"hunger_gain": 2.0}, "energetics.DEB.hunger_gain = 2.0 must lie in [0, 1]"),
     ({"k_abs": 0.0}, "energetics.gut.k_abs = 0.0 must be > 0"),
+    ({"DEB.dt": 1e-7}, "energetics.DEB.dt = 1e-07 d must be at least one simulation step (dt = 0.1 s)"),
+    ({"T": 200.0}, "the egg does not hatch (at 25 °C it takes 0.72 d) at DEB dt = 0.000694"),
     ({"life_history.age": 72.0}, "life_history.age = 72.0 h is not supported: the engine starts DEB larvae at "
                                  "hatching (age 0)"),
     ({"substrate.type": "cornmeal"}, "food_grid.substrate.type = 'cornmeal' is not supported; supported: standard"),

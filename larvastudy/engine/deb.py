@@ -82,8 +82,9 @@ def hatch(tc: float, dt: float) -> Hatchling:
     e, v, e_h, age = E_0, V_SEED, 0.0, 0.0
     p_m, v_t, k_j = tc * P_M, tc * V_COND, tc * K_J
     while e_h < E_HB:
-        if not e > 0:
-            raise SpecError(f"the egg starves before hatching at DEB dt = {dt!r} d")
+        if not e > 0 or age > 10:
+            raise SpecError(f"the egg does not hatch (at 25 °C it takes 0.72 d) at DEB dt = {dt!r} d and temperature "
+                            f"factor {tc:.4g}")
         v = max(v, 0.0)
         denom = KAP * e + E_G * v
         p_c = e * (E_G * v_t * 1.0 * v ** (2.0 / 3.0) + p_m * v) / denom if denom > 0.0 else 0.0
@@ -118,9 +119,10 @@ class GroupEnergetics:
     gut: dict[str, float]
 
 
-def compile_group(energetics: Mapping[str, Any], age: float, x_food: float, where: str) -> GroupEnergetics:
+def compile_group(energetics: Mapping[str, Any], age: float, x_food: float, dt: float, where: str
+                  ) -> GroupEnergetics:
     """A group's ``energetics`` (larvaworld's ``energetics.DEB`` and ``energetics.gut``) checked and compiled;
-    ``x_food`` is the food's molar concentration the DEB digests."""
+    ``x_food`` is the food's molar concentration the DEB digests, ``dt`` the simulation's step (s)."""
     deb, gut = energetics["DEB"], energetics["gut"]
     species = str(deb["species"])
     if species not in SPECIES:
@@ -137,6 +139,9 @@ def compile_group(energetics: Mapping[str, Any], age: float, x_food: float, wher
         value = float((deb if key in ("dt", "T") else gut)[key])
         if not value > 0:
             raise SpecError(f"{where}energetics.{'DEB' if key in ('dt', 'T') else 'gut'}.{key} = {value!r} must be > 0")
+    if float(deb["dt"]) * 24 * 60 * 60 < dt:
+        raise SpecError(f"{where}energetics.DEB.dt = {deb['dt']!r} d must be at least one simulation step "
+                        f"(dt = {dt!r} s)")
     gain = float(deb["hunger_gain"])
     if not 0 <= gain <= 1:
         raise SpecError(f"{where}energetics.DEB.hunger_gain = {gain!r} must lie in [0, 1]")
@@ -145,11 +150,12 @@ def compile_group(energetics: Mapping[str, Any], age: float, x_food: float, wher
                            gut={key: float(gut[key]) for key in _GUT_KEYS})
 
 
-def interval(deb_dt: float, dt: float) -> int:
+def interval(deb_dt: float, dt: float, limit: int) -> int:
     """Simulation steps per DEB step: larvaworld's ``run_check`` adds ``dt`` to a buffer each step and steps the DEB
-    when it reaches ``deb_dt * 24 * 60 * 60`` seconds (0.1 s six hundred times is 60.00000000000058 >= 60)."""
+    when it reaches ``deb_dt * 24 * 60 * 60`` seconds (0.1 s six hundred times is 60.00000000000058 >= 60). Counted
+    up to ``limit`` (a run's steps + 1: the DEB never steps in the run)."""
     target, total, steps = deb_dt * 24 * 60 * 60, 0.0, 0
-    while total < target:
+    while total < target and steps < limit:
         total += dt
         steps += 1
     return max(steps, 1)
@@ -187,9 +193,10 @@ class EnergeticsSetup:
     hatch: dict[str, Floats]        # E, V, E_H at hatching, (m,)
 
 
-def simulation_setup(groups: Sequence[tuple[int, GroupEnergetics | None, float, float]], dt: float
+def simulation_setup(groups: Sequence[tuple[int, GroupEnergetics | None, float, float]], dt: float, nsteps: int
                      ) -> EnergeticsSetup | None:
-    """One simulation's DEB larvae from its groups' ``(n, energetics, V_bite, EEB)``; None without any."""
+    """One simulation's DEB larvae from its groups' ``(n, energetics, V_bite, EEB)``, stepped ``nsteps`` steps of
+    ``dt`` seconds; None without any."""
     offsets = np.cumsum([0] + [n for n, *_ in groups])
     parts = [(n, g, v_bite, eeb, offsets[i]) for i, (n, g, v_bite, eeb) in enumerate(groups) if g is not None]
     if not parts:
@@ -212,7 +219,7 @@ def simulation_setup(groups: Sequence[tuple[int, GroupEnergetics | None, float, 
     }
     return EnergeticsSetup(
         rows=np.concatenate([np.arange(start, start + n) for n, *_, start in parts]),
-        interval=interval(deb_dt, dt), dt=deb_dt, params=params,
+        interval=interval(deb_dt, dt, nsteps + 1), dt=deb_dt, params=params,
         hatch={key: per_larva([getattr(h, key) for h in hatchlings]) for key in ("E", "V", "E_H")},
     )
 

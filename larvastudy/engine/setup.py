@@ -472,7 +472,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         debs.append((n, None, 0.0, params["eeb"]))
         if energetics:   # a growing larva (docs/model.md, "Growth"): it starts as a hatchling
             compiled = deb.compile_group(energetics, float((group.get("life_history") or {}).get("age", 0.0)), food_x,
-                                         where)
+                                         dt, where)
             debs[-1] = (n, compiled, float(feeder["V_bite"]) if feeder else 0.0, params["eeb"])
             params.update(deb.at_hatching(compiled, debs[-1][2], params["eeb"]))
         memory_cfg = group["model"]["brain"].get("memory")
@@ -507,7 +507,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         agent_params[k] = np.concatenate([np.full(g.n, getattr(g.tparams, k)) for g in groups])
     metrics = resolve_metrics(tree)
     memories = _memory_setup(groups)
-    energetics_setup = deb.simulation_setup(debs, dt)
+    energetics_setup = deb.simulation_setup(debs, dt, nsteps)
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(agent_params["feed_bouts"].any())
     sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
