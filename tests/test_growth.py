@@ -207,3 +207,18 @@ def test_cli_runs_the_growth_batch(tmp_path):
     assert len(par_df) == 9 and {"EEB", "hunger_gain", "deb_f_deviation", "deb_length", "fit"} <= set(header)
     assert {row.split(",")[header.index("fit")] for row in par_df[1:]} == {"1.0"}   # |f - 1| with 2.5.1's f = 0
     assert (tmp_path / "storage" / "growth" / "figures" / "deb_length_line.png").exists()
+
+
+def test_two_minutes_match_larvaworlds_own_growth_run():
+    """larvaworld 2.5.1's own ExpRun of ``growth`` (``reg.conf.Exp.expand("growth")``, 2 minutes, hunger_gain 1 as
+    the rover and sitter models have it, seed 1), read from its agents after each step: the body is 0.5790535 mm
+    long from the first step, the DEB steps after step 600 and 1200 (E 0.73527, then 0.73315 J in both larvae,
+    whatever they ate, X = 0), the length then 0.5793355 mm, and the intermitter's EEB is the hunger: 0.67332916
+    and 0.37332916 at the start, 0.68051092 and 0.38051092 after 2 minutes; deb_f_deviation -1."""
+    result = simulate(tree(duration=2.0), 1).per_larva
+    assert result["deb_length"] == pytest.approx([0.5793355039954006] * 2, rel=1e-12)
+    assert result["hunger"] == pytest.approx([0.6805109218162907, 0.38051092181629065], rel=1e-12)
+    assert result["deb_f_deviation"].tolist() == [-1.0, -1.0]
+    start = compile_sim(tree(duration=2.0), 1).params
+    assert start["eeb"] == pytest.approx([0.6733291621753684, 0.3733291621753684], rel=1e-12)
+    assert start["length"] == pytest.approx([0.0005790535240773821] * 2, rel=1e-12)
