@@ -514,7 +514,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
                  None if memories is None else (memories.layers, memories.actions.shape[1:]), events,
-                 None if energetics_setup is None else energetics_setup.interval)
+                 None if energetics_setup is None else (energetics_setup.interval, energetics_setup.dt))
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
