@@ -134,8 +134,9 @@ def test_the_deb_steps_every_600_steps_and_the_body_follows_it():
 
 def test_food_eaten_feeds_the_deb_only_in_the_corrected_model():
     """Deviation 25: in 2.5.1 the gut digests the DEB's empty default substrate (X = 0): every larva starves the
-    same, whatever it eats. Corrected, what a larva eats is absorbed: the more it ate, the more reserve it keeps, and
-    with the food grid empty it starves exactly as in 2.5.1."""
+    same, whatever it eats. Corrected, what a larva eats is absorbed: a larva that ate keeps more reserve than a
+    starving one (beyond a few bites per minute the gut's carriers, not the food, limit absorption), and with the
+    food grid empty it starves exactly as in 2.5.1."""
     short = {"duration": 5.0, "DEB.dt": 1 / 14_400, "Npoints": 3}   # 6 s DEB steps
     upstream = simulate(tree(LARVAWORLD, **short), 5).per_larva
     fed = simulate(tree(CORRECTED, **short), 5).per_larva
