@@ -67,7 +67,7 @@ def main() -> None:
     ]
     # One line per experiment added since (issue 14): one simulation of each as registered.
     for name, larvae_, steps_ in (("PItrain_mini", 30, 600), ("PItrain", 30, 24_000), ("anemotaxis", 4, 300),
-                                  ("tactile_detection", 30, 360_000)):
+                                  ("tactile_detection", 30, 360_000), ("growth", 2, 864_000)):
         job = (experiment_tree(name), 0)
         seconds = best_of(args.repeat if steps_ <= 3000 else 1, functools.partial(simulate, *job))
         lines.append(f"one {name} simulation ({larvae_} larvae x {steps_} steps):".ljust(52)

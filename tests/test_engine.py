@@ -80,7 +80,7 @@ def test_same_config_and_seed_is_bit_identical_in_another_process():
 _VARIANTS = st.fixed_dictionaries({
     "experiment": st.sampled_from(["PItest_off", "dish", "chemotaxis", "chemorbit", "patchy_food", "food_grid",
                                    "PItrain_mini", "PItrain", "anemotaxis",
-                                   "tactile_detection"]),
+                                   "tactile_detection", "growth"]),
     "model": st.sampled_from([None, *MODELS]),
     "seed": st.integers(0, 2**32),
     "Npoints": st.integers(1, 6),
@@ -92,6 +92,8 @@ _VARIANTS = st.fixed_dictionaries({
     "memory": st.sampled_from([{}, {"update_dt": 0.02, "train_dur": 0.1}]),
     # the windsensor's weights (they act in the corrected model), or as preset
     "wind": st.sampled_from([{}, {"windsensor.weights.bend_ang": 0.01, "windsensor.weights.hunch_lin": 0.5}]),
+    # DEBs stepping every 6 s (60 steps), so that a 0.3-minute run grows them three times, or as registered
+    "deb": st.sampled_from([{}, {"DEB.dt": 1 / 14_400}]),
 })
 
 
@@ -104,12 +106,16 @@ def _memory_overrides(variant: dict) -> dict:
     return variant["memory"] if rl else {}
 
 
+def _has_deb(variant: dict) -> bool:
+    return variant["model"] in ("rover", "sitter") or (variant["model"] is None and variant["experiment"] == "growth")
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(_VARIANTS, min_size=2, max_size=5))
 def test_batch_equals_single(variants):
     jobs = [(tree(v["experiment"], **({"model": v["model"]} if v["model"] else {}), duration=0.3,
                   Npoints=v["Npoints"], tau=v["tau"], fidelity=v["fidelity"], **{"crawler.freq": v["freq"]},
-                  **_memory_overrides(v),
+                  **_memory_overrides(v), **(v["deb"] if _has_deb(v) else {}),
                   **(v["wind"] if v["experiment"] == "anemotaxis" and v["model"] is None else {})), v["seed"])
             for v in variants]
     batched = simulate_many(jobs)
@@ -121,8 +127,8 @@ def test_batch_equals_single(variants):
 
 
 def test_unsupported_experiment_names_missing_parts():
-    with pytest.raises(SpecError, match=r"growth.*DEB"):
-        experiment_tree("growth")
+    with pytest.raises(SpecError, match=r"thermotaxis.*thermo sensor"):
+        experiment_tree("thermotaxis")
     with pytest.raises(SpecError, match="unknown experiment 'nope'"):
         experiment_tree("nope")
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from larvastudy.engine import BASE_METRICS, BOUT_METRICS, FEED_METRICS, LARVAWORLD
+from larvastudy.engine import BASE_METRICS, BOUT_METRICS, FEED_METRICS, GROWTH_METRICS, LARVAWORLD
 from larvastudy.errors import SpecError
 
 Tree = dict[str, Any]
@@ -128,6 +128,18 @@ _WINDSENSOR: Tree = {"gain_dict": {"windsensor": 1.0}, "decay_coef": 0.1, "perce
                      "weights": dict.fromkeys(("hunch_lin", "hunch_ang", "bend_lin", "bend_ang"), 0.0)}
 
 
+def _energetics(species: str, k_abs: float) -> Tree:
+    """larvaworld's ``energetics`` of the rover and sitter models (``module_modes.energetics_kws``): a DEB of the
+    phenotype (``DEB``'s defaults: one-minute steps, 25 °C, hunger drives the EEB) and its gut (``Gut``'s defaults
+    but ``k_abs``). docs/model.md, "Growth"."""
+    return {
+        "DEB": {"species": species, "assimilation_mode": "gut", "dt": 1 / (24 * 60), "T": 298.15,
+                "hunger_as_EEB": True, "hunger_gain": 1.0},
+        "gut": {"k_abs": k_abs, "k_dig": 1.0, "k_g": 1.0, "f_abs": 1.0, "f_dig": 1.0, "y_P_X": 0.9, "M_gm": 0.01,
+                "M_c_per_cm2": 5e-8, "J_g_per_cm2": 1e-2 / (24 * 60 * 60), "r_w2l": 0.2, "r_gut_w": 0.7,
+                "constant_M_c": True},
+    }
+
 
 def _toucher(sensors: list[int]) -> Tree:
     """larvaworld's ``Toucher`` defaults (lib/model/modules/sensor.py) with touch sensors on these vertices of the body
@@ -137,7 +149,7 @@ def _toucher(sensors: list[int]) -> Tree:
 
 
 def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: Tree | None = None,
-           touch: list[int] | None = None) -> Tree:
+           touch: list[int] | None = None, energetics: Tree | None = None) -> Tree:
     brain: Tree = {
         "crawler": copy.deepcopy(_CRAWLER),
         "turner": copy.deepcopy(_TURNER),
@@ -152,7 +164,10 @@ def _model(olfactor: dict[str, float] | None, feeder: bool, eeb: float, memory: 
         brain["memory"] = copy.deepcopy(memory)
     if touch is not None:
         brain["toucher"] = _toucher(touch)
-    return {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
+    model = {"body": copy.deepcopy(_BODY), "physics": copy.deepcopy(_PHYSICS), "brain": brain}
+    if energetics is not None:
+        model["energetics"] = energetics
+    return model
 
 
 MODELS: dict[str, Tree] = {
@@ -175,6 +190,10 @@ MODELS: dict[str, Tree] = {
     # toucher_2 two, at the head tip and beside the tail (contour vertices 0 and 2).
     "toucher": _model(None, feeder=False, eeb=0.0, touch=[]),
     "toucher_2": _model(None, feeder=False, eeb=0.0, touch=[0, 2]),
+    # larvaworld's rover and sitter: the feeder with DEB energetics and a gut, differing in the DEB's digestion
+    # efficiency kap_X, the gut's absorption rate k_abs and the EEB.
+    "rover": _model(None, feeder=True, eeb=0.67, energetics=_energetics("rover", 0.8)),
+    "sitter": _model(None, feeder=True, eeb=0.37, energetics=_energetics("sitter", 0.4)),
 }
 
 #: larvaworld presets whose modules this engine does not implement, with what they need.
@@ -288,6 +307,19 @@ def _preference_training(epoch_minutes: float, duration: float) -> Tree:
     }
 
 
+def _growth() -> Tree:
+    """growth: larvaworld's ``dE("growth", dur=24 * 60.0, age=0.0)``, its ``GTRvsS`` rover and sitter groups (one larva
+    each, hatched at the start) on the ``food_grid`` arena, whose substrate is the standard medium at quality 1
+    (docs/model.md, "Growth")."""
+    env = _env("rectangular", (0.02, 0.02), {}, [], food_grid={"grid_dims": [51, 51], "initial_value": 1e-6,
+                                                               "substrate": {"type": "standard", "quality": 1.0}})
+    groups = {gid: {**_group(gid, 1, (0, 0), (0.005, 0.005), (0, 360)), "life_history": {"age": 0.0}}
+              for gid in ("rover", "sitter")}
+    return _experiment(24 * 60.0, env, groups, [*GROWTH_METRICS, "amount_eaten", "on_food_dur_ratio", *BASE_METRICS,
+                                                *FEED_METRICS])
+
+
+EXPERIMENTS["growth"] = _growth()
 EXPERIMENTS["PItrain_mini"] = _preference_training(0.125, 1.0)
 EXPERIMENTS["PItrain"] = _preference_training(5.0, 41.0)
 # larvaworld's windy_arena (a 0.3 m square, a wind of speed 10 towards pi) with 4 explorers at the centre. larvaworld's
@@ -302,7 +334,6 @@ EXPERIMENTS["anemotaxis"] = _experiment(
 UNSUPPORTED_EXPERIMENTS: dict[str, str] = {
     "PItest_on": "PItest_off's arena plus a food grid under forager_x2 (not calibrated here yet)",
     "PItest_off_OSN": "an external Brian2 olfactory-sensory-neuron server",
-    "growth": "DEB energetics and a gut model",
     "dispersion": "Levy-walk modules (constant crawler, sinusoidal turner)",
     "focus": "Levy-walk modules (constant crawler, sinusoidal turner)",
     "maze": "arena borders and collisions (Box2D)",

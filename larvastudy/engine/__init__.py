@@ -22,6 +22,7 @@ from larvastudy.engine.metrics import (
     BASE_METRICS,
     BOUT_METRICS,
     FEED_METRICS,
+    GROWTH_METRICS,
     available_metrics,
     canonical,
     tree_metrics,
@@ -29,7 +30,8 @@ from larvastudy.engine.metrics import (
 from larvastudy.engine.setup import CORRECTED, FIDELITIES, LARVAWORLD, Signature, compile_sim
 
 __all__ = [
-    "BASE_METRICS", "BOUT_METRICS", "CORRECTED", "FEED_METRICS", "FIDELITIES", "LARVAWORLD", "SimResult",
+    "BASE_METRICS", "BOUT_METRICS", "CORRECTED", "FEED_METRICS", "FIDELITIES", "GROWTH_METRICS", "LARVAWORLD",
+    "SimResult",
     "available_metrics", "canonical", "check_config", "simulate", "simulate_many", "tree_metrics",
 ]
 

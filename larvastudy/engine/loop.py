@@ -27,7 +27,8 @@ import numpy.typing as npt
 from larvastudy.engine.arena import Arena
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.association import Associations
-from larvastudy.engine.metrics import LEARNING_METRICS, Recorder
+from larvastudy.engine.deb import Energetics
+from larvastudy.engine.metrics import GROWTH_METRICS, LEARNING_METRICS, Recorder
 from larvastudy.engine.setup import AGENT_PARAMS, FEED_CHUNK, TWO_PI, Event, MemorySetup, SimSetup, edge_padded
 from larvastudy.engine.touch import batch_touchers
 from larvastudy.engine.turner import PARAM_NAMES as TURNER_PARAMS
@@ -235,6 +236,9 @@ class BatchRun:
         # Tactile detection (docs/model.md, "Tactile detection"): touch sensors, and food found by a toucher.
         self.touch = None if first.touch is None else batch_touchers(
             setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_olfactor)
+        # Growth (docs/model.md, "Growth"): DEBs and guts, stepped every `interval` steps.
+        self.deb = (Energetics(_each([s.energetics for s in setups]), np.cumsum([0, *self.sizes])[:-1].tolist(), n)
+                    if first.energetics is not None else None)
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
                                  self.arena.width, self.nsteps, dt)
@@ -309,6 +313,8 @@ class BatchRun:
         eaten = np.clip(store[keys] - before, 0.0, bite)
         np.subtract.at(store, keys, eaten)
         self.amount_eaten[eaters] += 1000.0 * eaten
+        if self.deb is not None:
+            self.deb.intake[eaters] += eaten
 
     def _feed_uniforms(self, t: int) -> Floats:
         """This step's uniform draws, (draws, larvae), from each simulation's own stream: one per larva for the
@@ -465,8 +471,10 @@ class BatchRun:
                            for name, values in memory.learned_gains(self.n).items()}
         wind = {} if self.wind is None else {"anemotaxis": anemotaxis(self.recorder.first_pos, self.pos,
                                                                       self.wind.axis)}
+        grown = (self.deb.metrics(self.n) if self.deb is not None
+                 else {name: np.full(self.n, np.nan) for name in GROWTH_METRICS})
         per_larva = self.recorder.per_larva(self.pos, {"amount_eaten": self.amount_eaten, "food_steps": self.food_steps,
-                                                       **self.counts, **learned, **wind})
+                                                       **self.counts, **learned, **wind, **grown})
         return [{k: v[a:b] for k, v in per_larva.items()} for a, b in self._bounds()]
 
     def diverged(self) -> list[str | None]:
@@ -531,12 +539,25 @@ class BatchRun:
                 if eaters.size:
                     self._eat(eaters, food_at)
                 self.feeding = (self.state == FEED).astype(float)
+            if self.deb is not None and (t + 1) % self.deb.interval == 0:
+                self._grow(self.deb)
             self.crawl_mask = self.state == EXEC
             self.crawling = self.crawl_mask.astype(float)
             self.recorder.record(t, self.pos, np.abs(v), crawled)
             event = self.events.get(t + 1)
             if event is not None and t + 1 < self.nsteps:
                 self._event(event)
+
+    def _grow(self, deb: Energetics) -> None:
+        """A DEB step; the body's length, its bite and, where hunger drives it, the EEB follow (as at set-up)."""
+        deb.step()
+        p, rows = self.p, deb.rows
+        p["length"][rows], p["bite"][rows] = deb.length(), deb.bite()
+        p["eeb"][rows] = deb.eeb(p["eeb"][rows])
+        self.half = 0.5 * p["length"]
+        self.half_c = self.half + 0j
+        self.freq_length = p["crawler_freq"] * p["length"]
+        self.tail_gain = 2.0 * self.dt * p["bend_correction_coef"] / p["length"]
 
     # -- odor learning ---------------------------------------------------------------------------
     def _learn(self, memory: _Memories, t: int, on_food: Bools | None) -> None:

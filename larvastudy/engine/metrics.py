@@ -33,6 +33,10 @@ LEARNING_METRICS = ("g_odor1", "g_odor2")
 #: The displacement from the position after step 1 to the last, projected on the wind direction (larvaworld's
 #: ``comp_wind``; engine/wind.py). Only with a windscape.
 WIND_METRICS = ("anemotaxis",)
+#: A DEB larva's ``f - 1`` (larvaworld's ``DEB.deb_f_deviation``) and its recorded length, dry mass, scaled reserve
+#: density and hunger (``DEB.dict``'s ``length``, ``mass``, ``reserve_density``, ``hunger``) at the end; NaN for larvae
+#: without energetics (engine/deb.py).
+GROWTH_METRICS = ("deb_f_deviation", "deb_length", "deb_mass", "reserve_density", "hunger")
 #: Every metric's unit ("" where it has none); ``<kind>_dst_to_<source>`` metrics are in mm.
 UNITS = {
     "v_mu": "mm/s", "sv_mu": "body lengths/s", "cum_dst": "mm", "exec_fraction": "fraction of steps",
@@ -43,6 +47,7 @@ UNITS = {
     # The olfactor output grows by dt · gain · (C/C_prev - 1) per step: a gain is per second.
     "g_odor1": "1/s", "g_odor2": "1/s",
     "anemotaxis": "mm",   # larvaworld: m
+    "deb_f_deviation": "", "deb_length": "mm", "deb_mass": "mg", "reserve_density": "", "hunger": "",
 }
 #: larvaworld names accepted for compatibility. ``ingested_food_volume`` is undefined in 2.5.1
 #: (spec §8); the food a larva ate, ``amount_eaten``, is its documented stand-in.
@@ -51,10 +56,10 @@ DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 
 
 def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tuple[str, ...] = (),
-                      memory: bool = False, wind: bool = False) -> list[str]:
+                      memory: bool = False, wind: bool = False, growth: bool = False) -> list[str]:
     """Every metric the engine can compute in an arena with these named sources and odor ids (PI needs a CS and
-    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory and
-    ``wind`` if the arena has a windscape."""
+    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory,
+    ``wind`` if the arena has a windscape and ``growth`` if some larva has energetics."""
     names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)
@@ -64,6 +69,8 @@ def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tup
         names += list(LEARNING_METRICS)
     if wind:
         names += list(WIND_METRICS)
+    if growth:
+        names += list(GROWTH_METRICS)
     for src in source_names:
         names += [f"final_dst_to_{src}", f"mean_dst_to_{src}"]
     return names
@@ -90,8 +97,13 @@ def tree_metrics(tree: Mapping[str, Any]) -> list[str]:
     memory = bool((tree.get("trials") or {}).get("condition")) or any(
         group["model"]["brain"].get("memory") for group in tree["larva_groups"].values()
         if isinstance(group.get("model"), Mapping))
+    # growth metrics wherever larvae may grow: with energetics, or in an experiment giving its larvae a life history
+    # (NaN without energetics)
+    growth = any(group.get("life_history") or (isinstance(group.get("model"), Mapping)
+                                               and group["model"].get("energetics"))
+                 for group in tree["larva_groups"].values())
     return available_metrics(list(env["food_params"]["source_units"]), odor_ids, memory,
-                             env.get("windscape") is not None)
+                             env.get("windscape") is not None, growth)
 
 
 def resolve_metrics(tree: Mapping[str, Any]) -> tuple[str, ...]:
@@ -145,8 +157,8 @@ class Recorder:
 
     def per_larva(self, pos: np.ndarray, counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every requested metric per larva, after the last step; ``counts`` holds ``amount_eaten``, the steps on
-        food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds and, with a memory, the
-        :data:`LEARNING_METRICS`, with wind the :data:`WIND_METRICS`."""
+        food (``food_steps``), the :data:`BOUT_METRICS`, the successful and failed feeds, the :data:`LEARNING_METRICS`,
+        with wind the :data:`WIND_METRICS` and the :data:`GROWTH_METRICS`."""
         n, dt = self.nsteps, self.dt
         v_mu = self.speed_sum / max(n - 1, 1) * 1000.0
         out: dict[str, np.ndarray] = {
@@ -160,7 +172,7 @@ class Recorder:
             "num_feeds": (counts["successful_feeds"] + counts["failed_feeds"]).astype(float),
             **{name: counts[name].astype(float) for name in (*BOUT_METRICS, "successful_feeds", "failed_feeds")},
             **self.dispersal,
-            **{name: counts[name] for name in (*LEARNING_METRICS, *WIND_METRICS) if name in counts},
+            **{name: counts[name] for name in (*LEARNING_METRICS, *WIND_METRICS, *GROWTH_METRICS) if name in counts},
         }
         if "PI" in self.metrics:
             band = 0.1 * self.arena_width

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from larvastudy.engine import deb
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.association import MODE as ASSOCIATIVE
 from larvastudy.engine.association import (
@@ -59,6 +60,7 @@ UPSTREAM_BUGS = {
     # model keeps the start of larvastudy before fidelity existed (still in step 1).
     "crawl_from_first_step": 15,
     **WIND_BUGS,                # 16-18: the wind (engine/wind.py)
+    "deb_empty_substrate": 25,  # the DEB digests its default substrate, which has no food: its gut absorbs nothing
 }
 #: The odor intensity larvaworld's ``PrefTrainCondition`` switches sources on to (``peak_intensity``).
 PEAK_INTENSITY = 2.0
@@ -203,6 +205,7 @@ class SimSetup:
     events: tuple[Event, ...] = ()
     wind: WindSetup | None = None
     touch: TouchSetup | None = None         # the touchers (docs/model.md, "Tactile detection")
+    energetics: deb.EnergeticsSetup | None = None
 
 
 @dataclass
@@ -469,6 +472,8 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         return np.full(n, shared_phase) if shared_phase is not None else phase_rng.uniform(0.0, TWO_PI, n)
 
     groups: list[_Group] = []
+    debs: list[tuple[int, deb.GroupEnergetics | None, float, float]] = []   # (n, energetics, V_bite, EEB) per group
+    food_x = deb.food_concentration(env["food_params"], "deb_empty_substrate" in bugs)
     for gid, group in tree["larva_groups"].items():
         where = f"larva_groups.{gid}.model."
         dist = group["distribution"]
@@ -478,6 +483,13 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         if n < 1:
             raise SpecError(f"larva_groups.{gid}.distribution.N = {n} must be >= 1")
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
+        energetics, feeder = group["model"].get("energetics"), group["model"]["brain"].get("feeder")
+        debs.append((n, None, 0.0, params["eeb"]))
+        if energetics:   # a growing larva (docs/model.md, "Growth"): it starts as a hatchling
+            compiled = deb.compile_group(energetics, float((group.get("life_history") or {}).get("age", 0.0)), food_x,
+                                         dt, where)
+            debs[-1] = (n, compiled, float(feeder["V_bite"]) if feeder else 0.0, params["eeb"])
+            params.update(deb.at_hatching(compiled, debs[-1][2], params["eeb"]))
         memory_cfg, olfactor = group["model"]["brain"].get("memory"), group["model"]["brain"].get("olfactor")
         memory = association = None
         if memory_cfg and memory_cfg["mode"] == ASSOCIATIVE:
@@ -521,13 +533,15 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
                               for g, group in zip(groups, tree["larva_groups"].values(), strict=True)], dt, bugs)
     touch = compile_touch([(f"larva_groups.{gid}.model.", group["model"], g.n)
                            for (gid, group), g in zip(tree["larva_groups"].items(), groups, strict=True)], len(sources))
+    energetics_setup = deb.simulation_setup(debs, dt, nsteps)
     landmarks = {name: complex(*src["pos"]) for name, src in sources.items()}
     feeding = bool(agent_params["feed_bouts"].any())
     sensing = bool(agent_params["has_olfactor"].any()) and bool(odor_pos)
     signature = (bugs, dt, nsteps, geometry, tuple(odor_layer), len(layer_ids), len(food_names),
                  None if grid is None else grid.shape, sensing, feeding, tuple(sorted(landmarks)), metrics,
                  None if memories is None else (memories.layers, memories.actions.shape[1:]),
-                 associations is not None, events, None if wind is None else wind.signature, touch is not None)
+                 associations is not None, events, None if wind is None else wind.signature, touch is not None,
+                 None if energetics_setup is None else (energetics_setup.interval, energetics_setup.dt))
     return SimSetup(
         signature=signature, bugs=bugs, sensing=sensing, feeding=feeding, n=int(sum(g.n for g in groups)),
         nsteps=nsteps, dt=dt, metrics=metrics,
@@ -545,6 +559,7 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         food_amount=np.array([float(sources[k]["amount"]) for k in food_names]), grid=grid,
         landmarks=landmarks, odor_only=len(sources) - len(food_names), feed_rng=feed_rng if feeding else None,
         memory=memories, association=associations, events=events, wind=wind, touch=touch,
+        energetics=energetics_setup,
     )
 
 
