@@ -133,6 +133,17 @@ def test_unsupported_experiment_names_missing_parts():
         experiment_tree("nope")
 
 
+def test_a_model_chosen_for_an_experiment_keeps_the_modules_the_experiment_gives_its_larvae():
+    """anemotaxis gives its larvae a windsensor whatever their model: choosing one (as a sweep over ``model`` does)
+    keeps it, its registry axes still resolve, and in the corrected model it still steers; other experiments' larvae
+    get nothing."""
+    chosen = tree("anemotaxis", model="navigator", fidelity="corrected", **{"windsensor.weights.bend_ang": 0.5})
+    assert chosen["larva_groups"]["explorer"]["model"]["brain"]["windsensor"]["weights"]["bend_ang"] == 0.5
+    without = tree("anemotaxis", model="navigator", fidelity="corrected")
+    assert simulate(chosen, 1).value("anemotaxis") != simulate(without, 1).value("anemotaxis")
+    assert "windsensor" not in tree("dish", model="navigator")["larva_groups"]["explorer"]["model"]["brain"]
+
+
 def test_engine_level_errors_are_spec_errors():
     with pytest.raises(SpecError, match=re.escape("crawler.mode = 'gaussian'")):
         compile_sim(tree("dish", **{"crawler.mode": "gaussian"}), 0)

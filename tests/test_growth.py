@@ -223,3 +223,15 @@ def test_two_minutes_match_larvaworlds_own_growth_run():
     start = compile_sim(tree(duration=2.0), 1).params
     assert start["eeb"] == pytest.approx([0.6733291621753684, 0.3733291621753684], rel=1e-12)
     assert start["length"] == pytest.approx([0.0005790535240773821] * 2, rel=1e-12)
+
+
+def test_touch_sensors_on_a_growing_larva_are_refused():
+    """The touch sensors' positions follow the body length at the start; a DEB changes it, so the two are not
+    combined (one line naming the group)."""
+    config = tree()
+    brain = config["larva_groups"]["rover"]["model"]["brain"]
+    brain["toucher"] = experiment_tree("tactile_detection")["larva_groups"]["toucher"]["model"]["brain"]["toucher"]
+    compile_sim(config, 0)   # the toucher preset mounts no sensors: nothing moves with the body
+    brain["toucher"]["touch_sensors"] = [0, 2]
+    with pytest.raises(SpecError, match=r"larva_groups\.rover\.model\.toucher: touch sensors on a growing larva"):
+        compile_sim(config, 0)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from larvastudy.definition.presets import Tree, model_tree
+from larvastudy.definition.presets import Tree, group_model
 from larvastudy.definition.space import is_number
 from larvastudy.errors import SpecError
 
@@ -142,11 +142,12 @@ def _suggest(tree: Tree, name: str) -> str:
     return f"; did you mean: {', '.join(close)}?" if close else ""
 
 
-def coerce(path: str, old: Any, new: Any) -> Any:
-    """``new`` converted to the type of ``old`` at ``path``, or a :class:`SpecError`."""
+def coerce(path: str, old: Any, new: Any, experiment: str = "") -> Any:
+    """``new`` converted to the type of ``old`` at ``path`` (a larva group's model: the preset ``new`` for that group
+    of ``experiment``), or a :class:`SpecError`."""
     if path.endswith("model") and isinstance(old, Mapping) and "name" in old:
         if isinstance(new, str):
-            return model_tree(new)
+            return group_model(experiment, path.split(".")[1], new)
         raise SpecError(f"{path} takes a model preset name (a string), got {new!r}")
     if isinstance(old, bool):
         if isinstance(new, bool):
@@ -197,5 +198,5 @@ def apply_overrides(tree: Tree, overrides: Mapping[str, Any]) -> Tree:
     ordered = sorted(overrides.items(), key=lambda item: ALIASES.get(item[0], item[0]).split(".")[-1] != "model")
     for name, value in ordered:
         for path in resolve(result, name):
-            _set(result, path, coerce(path, _current(result, path), value))
+            _set(result, path, coerce(path, _current(result, path), value, str(result.get("experiment", ""))))
     return result

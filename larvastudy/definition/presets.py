@@ -359,12 +359,21 @@ def experiment_tree(name: str) -> Tree:
     _check_known("experiment", name, EXPERIMENTS, UNSUPPORTED_EXPERIMENTS)
     tree = copy.deepcopy(EXPERIMENTS[name])
     tree["experiment"] = name
-    # Which model runs: larvaworld 2.5.1's as it is (the default), or "corrected" (docs/model.md, deviations 1-5).
+    # Which model runs: larvaworld 2.5.1's as it is (the default), or "corrected" (docs/model.md's deviations).
     tree["fidelity"] = LARVAWORLD
-    for group in tree["larva_groups"].values():
-        group["model"] = model_tree(group["model"])
-        group["model"]["brain"].update(group.pop("modules", {}))
+    for gid, group in tree["larva_groups"].items():
+        group["model"] = group_model(name, gid, group["model"])
+        group.pop("modules", None)
     return tree
+
+
+def group_model(experiment: str, group: str, name: str) -> Tree:
+    """Model preset ``name`` for larva group ``group`` of ``experiment``, with the brain modules the experiment gives
+    that group's larvae whatever their model (anemotaxis' windsensor)."""
+    model = model_tree(name)
+    declared = EXPERIMENTS.get(experiment, {}).get("larva_groups", {}).get(group, {})
+    model["brain"].update(copy.deepcopy(declared.get("modules", {})))
+    return model
 
 
 def model_tree(name: str) -> Tree:

@@ -485,6 +485,9 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         params, tparams, gains, crawler, intermit = _group_params(dt, group["model"], layer_ids, where)
         energetics, feeder = group["model"].get("energetics"), group["model"]["brain"].get("feeder")
         debs.append((n, None, 0.0, params["eeb"]))
+        if energetics and (group["model"]["brain"].get("toucher") or {}).get("touch_sensors"):
+            raise SpecError(f"{where}toucher: touch sensors on a growing larva (energetics) are not modelled; "
+                            f"use a toucher without touch_sensors or a model without energetics")
         if energetics:   # a growing larva (docs/model.md, "Growth"): it starts as a hatchling
             compiled = deb.compile_group(energetics, float((group.get("life_history") or {}).get("age", 0.0)), food_x,
                                          dt, where)
