@@ -6,10 +6,10 @@ learning is on (steps ``1 .. learn_last``, larvaworld's ``train_dur``)::
 
     V_i += alpha * dt * x_i * (r - sum_j x_j V_j)
 
-with ``x_i`` 1 where odor ``i`` reaches the larva's head (its concentration there is above 0) and ``r`` 1 where the
-larva finds food (the feeder's detection, as the RL memory's reward). The learned gain is expressed as an
-olfactory gain only while the expected reward exceeds the one at hand (Gerber & Hendel 2006, "Outcome
-expectations drive learned behaviour in larval Drosophila")::
+with ``x_i`` 1 where odor ``i`` reaches the larva's head (its concentration there is above 0: for a Gaussian odor,
+while a source of it is on) and ``r`` 1 where the larva finds food (the feeder's detection, as the RL memory's
+reward). The learned gain is expressed as an olfactory gain only while the expected reward exceeds the one at hand
+(Gerber & Hendel 2006, "Outcome expectations drive learned behaviour in larval Drosophila")::
 
     gain_i = gain * max(V_i - r, 0)
 

@@ -28,7 +28,8 @@ FOOD_METRICS = ("amount_eaten", "on_food_dur_ratio", "cum_food_detected", *FEED_
 PI_METRICS = ("PI", "PI2")
 #: The best gain an RL olfactory memory has learned for its first and second odor, per larva (larvaworld's
 #: ``RLOlfMemory.first_odor_best_gain`` / ``second_odor_best_gain``, plotted as ``g_odor1`` / ``g_odor2`` from
-#: its ``best_gains`` table; 2.5.1 records neither). NaN for a larva without a memory or a memory with one odor.
+#: its ``best_gains`` table; 2.5.1 records neither), or the gain an associative memory expresses off food
+#: (engine/association.py). NaN for a larva without a memory or a memory with one odor.
 LEARNING_METRICS = ("g_odor1", "g_odor2")
 #: The displacement from the position after step 1 to the last, projected on the wind direction (larvaworld's
 #: ``comp_wind``; engine/wind.py). Only with a windscape.
@@ -58,8 +59,8 @@ DISPERSAL_TIMES = {"dsp_0_40": 40.0, "dsp_0_60": 60.0}
 def available_metrics(source_names: list[str] | Mapping[str, Any], odor_ids: tuple[str, ...] = (),
                       memory: bool = False, wind: bool = False, growth: bool = False) -> list[str]:
     """Every metric the engine can compute in an arena with these named sources and odor ids (PI needs a CS and
-    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has an RL memory,
-    ``wind`` if the arena has a windscape and ``growth`` if some larva has energetics."""
+    a UCS, as sources or odors; PI2 the sources themselves), with ``memory`` if some larva has a memory (RL or
+    associative), ``wind`` if the arena has a windscape and ``growth`` if some larva has energetics."""
     names = list(BASE_METRICS) + list(BOUT_METRICS) + list(FOOD_METRICS)
     if "CS" in source_names and "UCS" in source_names:
         names += list(PI_METRICS)

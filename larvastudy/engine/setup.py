@@ -41,9 +41,9 @@ FEED_CHUNK = 500  # steps of feeding-decision uniforms drawn at a time per simul
 BYTES_PER_LARVA = 1_000
 #: Share of this machine's memory one simulation may need (its batch-mates and other workers need the rest).
 MEMORY_SHARE = 0.5
-#: The model of larvaworld 2.5.1 as it runs, bugs included (docs/model.md, deviations 1-5): the default.
+#: The model of larvaworld 2.5.1 as it runs, bugs included (docs/model.md's deviations, UPSTREAM_BUGS): the default.
 LARVAWORLD = "larvaworld-2.5.1"
-#: The model with 2.5.1's bugs fixed as docs/model.md's deviations 1-5 say.
+#: The model with 2.5.1's bugs fixed as docs/model.md's deviations say.
 CORRECTED = "corrected"
 FIDELITIES = (LARVAWORLD, CORRECTED)
 #: The bugs of larvaworld 2.5.1 the engine reproduces, by the deviation of docs/model.md that fixes each.
