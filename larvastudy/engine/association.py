@@ -85,8 +85,10 @@ def association_setup(groups: Sequence[tuple[int, int, AssociationGroup]]) -> As
 class Associations:
     """Every associative memory of a batch: ``V`` is (odors, larvae with a memory)."""
 
-    def __init__(self, setups: Sequence[AssociationSetup | None], offsets: Sequence[int], odors: int):
-        parts = [(s, off) for s, off in zip(setups, offsets, strict=True) if s is not None]
+    def __init__(self, setups: Sequence[AssociationSetup], offsets: Sequence[int], odors: int):
+        """The memories of a batch's simulations (each has some), whose larvae start at ``offsets``, over ``odors``
+        odor layers."""
+        parts = list(zip(setups, offsets, strict=True))
         self.rows: Ints = np.concatenate([s.rows + off for s, off in parts])
         self.rate: Floats = np.concatenate([s.rate for s, _ in parts])
         self.gain: Floats = np.concatenate([s.gain for s, _ in parts])

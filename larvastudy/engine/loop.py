@@ -111,6 +111,7 @@ class BatchRun:
         first = setups[0]
         self.nsteps, self.dt = first.nsteps, first.dt
         self.sizes = [s.n for s in setups]
+        self.offsets: list[int] = np.cumsum([0, *self.sizes])[:-1].tolist()   # each simulation's first larva
         self.n = n = int(sum(self.sizes))
         self.sim = np.repeat(np.arange(len(setups)), self.sizes)
         cat = np.concatenate
@@ -121,7 +122,7 @@ class BatchRun:
         def per_larva(values: Sequence[object]) -> npt.NDArray[Any]:
             return np.repeat(np.asarray(values), self.sizes, axis=0)
 
-        self.zeros, self.ones = np.zeros(n), np.ones(n)
+        self.zeros, self.ones, self.minus_one = np.zeros(n), np.ones(n), np.full(n, -1.0)
         self.two_pi, self.pi = np.full(n, TWO_PI), np.full(n, math.pi)
         self.inv_two_pi = np.full(n, 1.0 / TWO_PI)
         self.inv_dt, self.dt_arr = np.full(n, 1.0 / dt), np.full(n, dt)
@@ -131,7 +132,7 @@ class BatchRun:
         self.half_c, self.imag_unit = self.half + 0j, np.full(n, 1j)
         self.sensing, self.feed = first.sensing, first.feeding
         bugs = first.bugs   # larvaworld's, where reproduced (setup.UPSTREAM_BUGS)
-        self.clip_olfactor, self.upstream_food = "unclipped_olfactor" not in bugs, "food_detection" in bugs
+        self.clip_sensors, self.upstream_food = "unclipped_olfactor" not in bugs, "food_detection" in bugs
         self.arena = Arena(first.arena[0], per_larva([s.arena[1] for s in setups]),
                            per_larva([s.arena[2] for s in setups]), polygon="arena_polygon" in bugs)
         # Body.
@@ -195,7 +196,6 @@ class BatchRun:
             self.odor_last = np.ones((layers, n))
             self.odor_out = np.zeros(n)
             self.decay = np.exp(-p["decay_coef"] * dt)
-            self.minus_one = -self.ones
         self.amount_eaten, self.food_steps = np.zeros(n), np.zeros(n)
         # Finished bouts and feeding motions, larvaworld's intermitter counters (engine/metrics.py).
         self.counts = {name: np.zeros(n, int) for name in
@@ -221,8 +221,7 @@ class BatchRun:
         self.memory = _Memories(setups, self.sizes, dt) if first.memory is not None else None
         self.association = None   # docs/model.md, "Odor conditioning"; without odors it has nothing to condition
         if first.association is not None and self.sensing:
-            self.association = Associations([s.association for s in setups], np.cumsum([0, *self.sizes])[:-1].tolist(),
-                                            first.gains.shape[1])
+            self.association = Associations(_each([s.association for s in setups]), self.offsets, first.gains.shape[1])
         self.events = {event.step: event for event in first.events}   # one schedule for the whole batch
         self.odor_can_vanish = any(e.intensities is not None and 0.0 in e.intensities for e in first.events)
         self.start_pos, self.start_head = self.pos.copy(), self.head.copy()
@@ -235,9 +234,9 @@ class BatchRun:
                      if first.wind is not None else None)
         # Tactile detection (docs/model.md, "Tactile detection"): touch sensors, and food found by a toucher.
         self.touch = None if first.touch is None else batch_touchers(
-            setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_olfactor)
+            setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_sensors)
         # Growth (docs/model.md, "Growth"): DEBs and guts, stepped every `interval` steps.
-        self.deb = (Energetics(_each([s.energetics for s in setups]), np.cumsum([0, *self.sizes])[:-1].tolist(), n)
+        self.deb = (Energetics(_each([s.energetics for s in setups]), self.offsets, n)
                     if first.energetics is not None else None)
         landmarks = {name: per_larva([s.landmarks[name] for s in setups]) for name in first.landmarks}
         self.recorder = Recorder(first.metrics, self.pos, p["length"], landmarks,
@@ -256,7 +255,7 @@ class BatchRun:
                 ratio = np.where(self.odor_last > 0, ratio, 1.0)
             drive = (self.gains * ratio).sum(axis=0) - self.gain_sum
             self.odor_out = self.odor_out * self.decay + drive
-            if self.clip_olfactor:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
+            if self.clip_sensors:  # deviation 2: the declared output range [-1, 1], which larvaworld skips
                 self.odor_out = _clip(self.odor_out, self.minus_one, self.ones)
         self.odor_last = conc
         return self.odor_out
@@ -514,7 +513,7 @@ class BatchRun:
             if self.touch is not None:   # the toucher's output joins the turner input; its larvae find food
                 touched, found = self.touch.step(self.pos, self.unit, self.tail, *(
                     (self.food_amount[self.food_keys] > 0, self.grid) if self.feed else (None, None)))
-                drive = _clip(drive + touched, -self.ones, self.ones) if self.clip_olfactor else drive + touched
+                drive = _clip(drive + touched, self.minus_one, self.ones) if self.clip_sensors else drive + touched
                 self.food_steps += found
             att = self.ones
             if self.feed:

@@ -529,8 +529,8 @@ def compile_sim(tree: Mapping[str, Any], seed: int, bugs: frozenset[str] | None 
         agent_params[k] = np.concatenate([np.full(g.n, getattr(g.tparams, k)) for g in groups])
     metrics = resolve_metrics(tree)
     memories = _memory_setup(groups)
-    starts = np.cumsum([0] + [g.n for g in groups]).tolist()
-    associations = association_setup([(start, g.n, g.association) for start, g in zip(starts, groups, strict=False)
+    starts = np.cumsum([0] + [g.n for g in groups])[:-1].tolist()   # each group's first larva
+    associations = association_setup([(start, g.n, g.association) for start, g in zip(starts, groups, strict=True)
                                       if g.association is not None])
     wind = compile_wind(env, [(g.n, group["model"]["brain"])
                               for g, group in zip(groups, tree["larva_groups"].values(), strict=True)], dt, bugs)
