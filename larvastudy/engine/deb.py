@@ -228,6 +228,7 @@ class Energetics:
     """The DEBs and guts of a batch's DEB larvae (rows ``rows`` of the batch), stepped every ``interval`` steps."""
 
     def __init__(self, setups: Sequence[EnergeticsSetup], offsets: Sequence[int], n: int):
+        """The growing larvae of a batch's simulations, whose larvae start at ``offsets``, of ``n`` larvae in all."""
         cat = np.concatenate
         self.rows = cat([s.rows + off for s, off in zip(setups, offsets, strict=True)])
         self.interval, self.dt = setups[0].interval, setups[0].dt

@@ -98,6 +98,7 @@ class Wind:
     """The windsensors of a batch's larvae (one :class:`WindSetup` per simulation, all of one signature)."""
 
     def __init__(self, setups: Sequence[WindSetup], sizes: Sequence[int], weighted: bool):
+        """The wind of a batch's simulations of ``sizes`` larvae; ``weighted``: the corrected model's weights act."""
         def per_larva(values: Sequence[float]) -> Floats:
             return np.repeat(np.asarray(values, dtype=float), sizes)
 
