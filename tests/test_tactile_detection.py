@@ -84,13 +84,29 @@ def test_null_perception_senses_contact_and_the_head_tip_finds_food():
     assert tip_a[0] and tip_b[0]
 
 
+#: Larvae placed uniformly within 3 mm of the patch centre: they detect food, and touch sensors would lose contact.
+ON_PATCH = {"distribution.mode": "uniform", "distribution.scale": [0.003, 0.003]}
+
+
+def _low_and_high(model: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-larva metrics of larvae starting on the patch, at both ends of the registry's two axes."""
+    low, high = (simulate(tree(model=model, initial_gain=gain, decay_coef=decay, **ON_PATCH), 3).per_larva
+                 for gain, decay in ((25.0, 0.01), (75.0, 0.5)))
+    return low, high
+
+
 def test_the_toucher_preset_mounts_no_sensors_so_the_registry_axes_are_inert():
     """larvaworld's toucher preset has touch_sensors [] (its Toucher default): it senses nothing and the registry's
-    initial_gain and decay_coef change nothing, to the bit. decay_coef is the toucher's (no olfactor in the model)."""
-    low = simulate(tree(initial_gain=25.0, decay_coef=0.01), 3).per_larva
-    high = simulate(tree(initial_gain=75.0, decay_coef=0.5), 3).per_larva
+    initial_gain and decay_coef change nothing, to the bit, even for larvae starting on the patch, which detect food
+    and leave it. decay_coef is the toucher's (no olfactor in the model). toucher_2 (sensors 0 and 2), the same
+    runs: the axes act."""
+    low, high = _low_and_high("toucher")
+    assert (low["cum_food_detected"] > 0).sum() > 15   # most detect food, and so would touch it with sensors
     for name, values in low.items():
         np.testing.assert_array_equal(values, high[name], err_msg=name)
+    low, high = _low_and_high("toucher_2")
+    assert not np.array_equal(low["cum_food_detected"], high["cum_food_detected"])
+    assert not np.array_equal(low["cum_dst"], high["cum_dst"])
 
 
 def test_the_registry_batch_warns_that_its_axes_are_inert():
@@ -123,8 +139,7 @@ def on_patch() -> dict[tuple[str, float], np.ndarray]:
     out = {}
     for fidelity in ("larvaworld-2.5.1", "corrected"):
         for gain in (0.0, 75.0):
-            config = tree(model="toucher_2", duration=1.0, fidelity=fidelity, initial_gain=gain,
-                          **{"distribution.mode": "uniform", "distribution.scale": [0.003, 0.003]})
+            config = tree(model="toucher_2", duration=1.0, fidelity=fidelity, initial_gain=gain, **ON_PATCH)
             out[fidelity, gain] = np.array([r.value("cum_food_detected")
                                             for r in simulate_many([(config, s) for s in range(12)])])
     return out
