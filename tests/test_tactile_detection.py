@@ -17,6 +17,7 @@ from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
+from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.setup import compile_sim
 from larvastudy.engine.touch import batch_touchers
 from larvastudy.errors import InertParameterWarning, SpecError
@@ -179,14 +180,33 @@ def test_time_on_food_matches_larvaworlds_own_runs(on_patch, gain):
     assert abs(here.mean() - there.mean()) < 3 * se
 
 
+class _Poses(BatchRun):
+    """Records every larva's joint and head orientation at the start of each step (before the move)."""
+
+    def __init__(self, setups):
+        super().__init__(setups)
+        self.poses: list[np.ndarray] = []
+
+    def _move(self, lin, ang):
+        self.poses.append(self.pos + 0.5 * L * np.exp(1j * self.head))   # the head tip, half a length ahead
+        return super()._move(lin, ang)
+
+
 def test_cum_food_detected_counts_steps_and_only_for_larvae_that_look():
-    """cum_food_detected is larvaworld's Larva.cum_food_detected, a step count (on_food_dur_ratio · steps); explorers
-    (no feeder, no toucher) never detect food, even on it."""
-    start_on_patch = {"distribution.mode": "uniform", "distribution.scale": [0.001, 0.001]}
-    touch = simulate(tree(**start_on_patch), 0).per_larva
-    np.testing.assert_allclose(touch["cum_food_detected"], touch["on_food_dur_ratio"] * 300)
-    assert (touch["cum_food_detected"] > 0).mean() > 0.5   # most start with the head tip within 3 mm of the centre
-    assert not simulate(tree(model="explorer", **start_on_patch), 0).per_larva["cum_food_detected"].any()
+    """cum_food_detected is larvaworld's Larva.cum_food_detected: the steps whose pose (before the move) has the
+    Patch (food never eaten: no feeder) within the larva's radius, 3 mm, of the head tip; on_food_dur_ratio is it over
+    the 300 steps. Counted here from the recorded poses. Explorers (no feeder, no toucher) never detect food, even
+    on it."""
+    start_on_patch = tree(**{"distribution.mode": "uniform", "distribution.scale": [0.001, 0.001]})
+    run = _Poses([compile_sim(start_on_patch, 0)])
+    (touch,) = run.run()
+    tips = np.array(run.poses)   # (steps, larvae), the Patch at the origin
+    counted = (np.abs(tips) <= 0.003).sum(axis=0)
+    assert tips.shape == (300, 30) and (counted > 0).sum() > 20 and len(set(counted)) > 10   # they find it, leave
+    np.testing.assert_array_equal(touch["cum_food_detected"], counted)
+    np.testing.assert_allclose(touch["on_food_dur_ratio"], counted / 300, rtol=1e-15)
+    assert not simulate(apply_overrides(start_on_patch, {"model": "explorer"}), 0).per_larva[
+        "cum_food_detected"].any()
 
 
 @pytest.mark.parametrize(("change", "message"), [
