@@ -18,6 +18,7 @@ from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
+from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.setup import CORRECTED, LARVAWORLD, compile_sim
 from larvastudy.engine.wind import Wind, anemotaxis
 from larvastudy.errors import InertParameterWarning, SpecError
@@ -29,11 +30,12 @@ def tree(fidelity: str = LARVAWORLD, **overrides) -> dict:
     return apply_overrides(experiment_tree("anemotaxis"), {"fidelity": fidelity, **overrides})
 
 
-def wind(fidelity: str, **overrides) -> Wind:
-    """The windsensor of one larva of the anemotaxis experiment (wind of speed 10 towards pi)."""
-    setup = compile_sim(tree(fidelity, Npoints=1, **overrides), 0).wind
-    assert setup is not None
-    return Wind([setup], [1], weighted=fidelity == CORRECTED)
+def wind(fidelity: str, bugs: frozenset[str] | None = None, **overrides) -> Wind:
+    """The windsensor of one larva of the anemotaxis experiment (wind of speed 10 towards pi), as the loop wires it;
+    ``bugs`` (of UPSTREAM_BUGS) override the fidelity's, as bench/bench_fidelity.py measures one deviation alone."""
+    sensor = BatchRun([compile_sim(tree(fidelity, Npoints=1, **overrides), 0, bugs)]).wind
+    assert sensor is not None
+    return sensor
 
 
 #: Headings 0, pi/2, pi, 3pi/2 (the last as -pi/2, which larvaworld's orientation % 2pi turns into 270 degrees).
@@ -64,9 +66,9 @@ def test_the_windsensor_integrates_the_wind_as_larvaworlds():
     output, -1, 1)."""
     expected = [0.5, 0.995024916874584, 0.9851242535279617, 1.9753221034276318]
     headings = [math.pi / 2, math.pi / 2, math.pi, 0.0]   # corrected: the wind felt is 5, 5, 0, 10
-    upstream = wind(CORRECTED, **{BEND: 0.3})
-    upstream.weighted, upstream.to_turner = False, np.ones(1)   # the wiring of deviation 18, the wind of 17 fixed
-    corrected = wind(CORRECTED, **{BEND: 0.3, HUNCH: -0.6})
+    weights = {BEND: 0.3, HUNCH: -0.6}
+    upstream = wind(CORRECTED, frozenset({"wind_weights_unused"}), **weights)   # deviation 18 alone (16, 17 fixed)
+    corrected = wind(CORRECTED, **weights)
     drive, lin = np.array([0.25]), np.array([2.0])
     for heading, output in zip(headings, expected, strict=True):
         up_drive, up_lin = upstream.step(np.array([heading]), drive, lin)
