@@ -18,6 +18,7 @@ from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
+from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.setup import CORRECTED, LARVAWORLD, compile_sim
 from larvastudy.engine.wind import Wind, anemotaxis
 from larvastudy.errors import InertParameterWarning, SpecError
@@ -29,11 +30,12 @@ def tree(fidelity: str = LARVAWORLD, **overrides) -> dict:
     return apply_overrides(experiment_tree("anemotaxis"), {"fidelity": fidelity, **overrides})
 
 
-def wind(fidelity: str, **overrides) -> Wind:
-    """The windsensor of one larva of the anemotaxis experiment (wind of speed 10 towards pi)."""
-    setup = compile_sim(tree(fidelity, Npoints=1, **overrides), 0).wind
-    assert setup is not None
-    return Wind([setup], [1], weighted=fidelity == CORRECTED)
+def wind(fidelity: str, bugs: frozenset[str] | None = None, **overrides) -> Wind:
+    """The windsensor of one larva of the anemotaxis experiment (wind of speed 10 towards pi), as the loop wires it;
+    ``bugs`` (of UPSTREAM_BUGS) override the fidelity's, as bench/bench_fidelity.py measures one deviation alone."""
+    sensor = BatchRun([compile_sim(tree(fidelity, Npoints=1, **overrides), 0, bugs)]).wind
+    assert sensor is not None
+    return sensor
 
 
 #: Headings 0, pi/2, pi, 3pi/2 (the last as -pi/2, which larvaworld's orientation % 2pi turns into 270 degrees).
@@ -64,9 +66,9 @@ def test_the_windsensor_integrates_the_wind_as_larvaworlds():
     output, -1, 1)."""
     expected = [0.5, 0.995024916874584, 0.9851242535279617, 1.9753221034276318]
     headings = [math.pi / 2, math.pi / 2, math.pi, 0.0]   # corrected: the wind felt is 5, 5, 0, 10
-    upstream = wind(CORRECTED, **{BEND: 0.3})
-    upstream.weighted, upstream.to_turner = False, np.ones(1)   # the wiring of deviation 18, the wind of 17 fixed
-    corrected = wind(CORRECTED, **{BEND: 0.3, HUNCH: -0.6})
+    weights = {BEND: 0.3, HUNCH: -0.6}
+    upstream = wind(CORRECTED, frozenset({"wind_weights_unused"}), **weights)   # deviation 18 alone (16, 17 fixed)
+    corrected = wind(CORRECTED, **weights)
     drive, lin = np.array([0.25]), np.array([2.0])
     for heading, output in zip(headings, expected, strict=True):
         up_drive, up_lin = upstream.step(np.array([heading]), drive, lin)
@@ -81,14 +83,19 @@ def test_the_anemotaxis_metric_is_larvaworlds():
     """comp_final_anemotaxis (the registry's Batch runs only the 'wind' processing, so comp_wind_metrics fails on the
     missing initial_x and this fallback runs): the displacement from the first recorded position (after step 1) to
     the last, times cos(atan2(dy, dx) - deg2rad(wind_direction)). larvaworld 2.5.1's anemotaxis experiment, seed 1:
-    first and last positions (m, as printed to 6 decimals) and its e['anemotaxis'] (m) per larva."""
+    first and last positions (m, as printed to 6 decimals) and its e['anemotaxis'] (m) per larva.
+
+    Corrected, the same positions projected on pi (radians, towards -x), worked through comp_final_anemotaxis's
+    steps: larva 2, dx = 22.036 mm, dy = -8.648 mm, d = sqrt(dx² + dy²) = 23.6722 mm, atan2(dy, dx) = -0.373980,
+    angle_dif(-0.373980, pi) = -3.515572 (its degree formula, (a + 180) % 360 - 180, leaves radians unwrapped: the
+    cosine is the same), cos = -0.930881, so -22.036 mm; larvae 1, 3, 4 likewise: +1.893, -10.683, -25.594 mm."""
     first = np.array([-0.000060 - 0.000107j, 0.000132 - 0.000034j, -0.000161 + 0.000035j, 0.000111 + 0.000082j])
     last = np.array([-0.001953 + 0.027958j, 0.022168 - 0.008682j, 0.010522 + 0.018458j, 0.025705 - 0.004146j])
     larvaworld = np.array([-0.000352, 0.021529, 0.011677, 0.025323]) * 1000   # mm
     axis = np.full(4, math.radians(math.pi))   # 2.5.1 converts the radians of wind_direction once more (deviation 17)
     assert anemotaxis(first, last, axis) == pytest.approx(larvaworld, abs=2e-3)
-    downwind = anemotaxis(first, last, np.full(4, math.pi))   # corrected: along the wind, towards pi (-x)
-    assert downwind == pytest.approx((first - last).real * 1000, abs=1e-12)
+    corrected = anemotaxis(first, last, np.full(4, math.pi))
+    assert corrected == pytest.approx([1.893, -22.036, -10.683, -25.594], abs=1e-9)
 
 
 def test_in_larvaworld_the_registrys_axes_act_on_nothing():

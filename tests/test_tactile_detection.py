@@ -4,8 +4,6 @@ experiment and its metric cum_food_detected."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -14,10 +12,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from larvastudy.cli import main
 from larvastudy.definition.batch import batch_from_kwargs
 from larvastudy.definition.paths import apply_overrides
 from larvastudy.definition.presets import experiment_tree
 from larvastudy.engine import simulate, simulate_many
+from larvastudy.engine.loop import BatchRun
 from larvastudy.engine.setup import compile_sim
 from larvastudy.engine.touch import batch_touchers
 from larvastudy.errors import InertParameterWarning, SpecError
@@ -84,13 +84,29 @@ def test_null_perception_senses_contact_and_the_head_tip_finds_food():
     assert tip_a[0] and tip_b[0]
 
 
+#: Larvae placed uniformly within 3 mm of the patch centre: they detect food, and touch sensors would lose contact.
+ON_PATCH = {"distribution.mode": "uniform", "distribution.scale": [0.003, 0.003]}
+
+
+def _low_and_high(model: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-larva metrics of larvae starting on the patch, at both ends of the registry's two axes."""
+    low, high = (simulate(tree(model=model, initial_gain=gain, decay_coef=decay, **ON_PATCH), 3).per_larva
+                 for gain, decay in ((25.0, 0.01), (75.0, 0.5)))
+    return low, high
+
+
 def test_the_toucher_preset_mounts_no_sensors_so_the_registry_axes_are_inert():
     """larvaworld's toucher preset has touch_sensors [] (its Toucher default): it senses nothing and the registry's
-    initial_gain and decay_coef change nothing, to the bit. decay_coef is the toucher's (no olfactor in the model)."""
-    low = simulate(tree(initial_gain=25.0, decay_coef=0.01), 3).per_larva
-    high = simulate(tree(initial_gain=75.0, decay_coef=0.5), 3).per_larva
+    initial_gain and decay_coef change nothing, to the bit, even for larvae starting on the patch, which detect food
+    and leave it. decay_coef is the toucher's (no olfactor in the model). toucher_2 (sensors 0 and 2), the same
+    runs: the axes act."""
+    low, high = _low_and_high("toucher")
+    assert (low["cum_food_detected"] > 0).sum() > 15   # most detect food, and so would touch it with sensors
     for name, values in low.items():
         np.testing.assert_array_equal(values, high[name], err_msg=name)
+    low, high = _low_and_high("toucher_2")
+    assert not np.array_equal(low["cum_food_detected"], high["cum_food_detected"])
+    assert not np.array_equal(low["cum_dst"], high["cum_dst"])
 
 
 def test_the_registry_batch_warns_that_its_axes_are_inert():
@@ -123,8 +139,7 @@ def on_patch() -> dict[tuple[str, float], np.ndarray]:
     out = {}
     for fidelity in ("larvaworld-2.5.1", "corrected"):
         for gain in (0.0, 75.0):
-            config = tree(model="toucher_2", duration=1.0, fidelity=fidelity, initial_gain=gain,
-                          **{"distribution.mode": "uniform", "distribution.scale": [0.003, 0.003]})
+            config = tree(model="toucher_2", duration=1.0, fidelity=fidelity, initial_gain=gain, **ON_PATCH)
             out[fidelity, gain] = np.array([r.value("cum_food_detected")
                                             for r in simulate_many([(config, s) for s in range(12)])])
     return out
@@ -165,14 +180,33 @@ def test_time_on_food_matches_larvaworlds_own_runs(on_patch, gain):
     assert abs(here.mean() - there.mean()) < 3 * se
 
 
+class _Poses(BatchRun):
+    """Records every larva's joint and head orientation at the start of each step (before the move)."""
+
+    def __init__(self, setups):
+        super().__init__(setups)
+        self.poses: list[np.ndarray] = []
+
+    def _move(self, lin, ang):
+        self.poses.append(self.pos + 0.5 * L * np.exp(1j * self.head))   # the head tip, half a length ahead
+        return super()._move(lin, ang)
+
+
 def test_cum_food_detected_counts_steps_and_only_for_larvae_that_look():
-    """cum_food_detected is larvaworld's Larva.cum_food_detected, a step count (on_food_dur_ratio · steps); explorers
-    (no feeder, no toucher) never detect food, even on it."""
-    start_on_patch = {"distribution.mode": "uniform", "distribution.scale": [0.001, 0.001]}
-    touch = simulate(tree(**start_on_patch), 0).per_larva
-    np.testing.assert_allclose(touch["cum_food_detected"], touch["on_food_dur_ratio"] * 300)
-    assert (touch["cum_food_detected"] > 0).mean() > 0.5   # most start with the head tip within 3 mm of the centre
-    assert not simulate(tree(model="explorer", **start_on_patch), 0).per_larva["cum_food_detected"].any()
+    """cum_food_detected is larvaworld's Larva.cum_food_detected: the steps whose pose (before the move) has the
+    Patch (food never eaten: no feeder) within the larva's radius, 3 mm, of the head tip; on_food_dur_ratio is it over
+    the 300 steps. Counted here from the recorded poses. Explorers (no feeder, no toucher) never detect food, even
+    on it."""
+    start_on_patch = tree(**{"distribution.mode": "uniform", "distribution.scale": [0.001, 0.001]})
+    run = _Poses([compile_sim(start_on_patch, 0)])
+    (touch,) = run.run()
+    tips = np.array(run.poses)   # (steps, larvae), the Patch at the origin
+    counted = (np.abs(tips) <= 0.003).sum(axis=0)
+    assert tips.shape == (300, 30) and (counted > 0).sum() > 20 and len(set(counted)) > 10   # they find it, leave
+    np.testing.assert_array_equal(touch["cum_food_detected"], counted)
+    np.testing.assert_allclose(touch["on_food_dur_ratio"], counted / 300, rtol=1e-15)
+    assert not simulate(apply_overrides(start_on_patch, {"model": "explorer"}), 0).per_larva[
+        "cum_food_detected"].any()
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -196,12 +230,18 @@ def test_a_toucher_among_more_than_ten_sources_is_refused():
         compile_sim(config, 0)
 
 
-def test_cli_runs_the_registry_batch(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "larvastudy.cli", "run", "tactile_detection", "--set",
-                             "duration=0.05", "--set", "N=3"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_cli_runs_the_registry_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The registry's 40 settings, larvae starting on the patch (they detect food): each row is what one setting
+    gives for that row's seed (seeds differ per setting), so the axes are inert through the CLI too. In process
+    (``main``), as the subprocess spends most of its time importing."""
+    monkeypatch.chdir(tmp_path)
+    fixed = {"duration": 0.5, "N": 3, **ON_PATCH}
+    assert main(["run", "tactile_detection", *(f"--set={k}={v}" for k, v in fixed.items())]) == 0
     par_df = pd.read_csv(tmp_path / "storage" / "tactile_detection" / "par_df.csv")
     assert len(par_df) == 40 and set(par_df["state"]) == {"COMPLETE"}
     assert {"initial_gain", "decay_coef", "cum_food_detected"} <= set(par_df.columns)
-    assert par_df["cum_food_detected"].nunique() == 1   # inert axes: one setting 40 times
+    assert par_df["initial_gain"].nunique() == 10 and par_df["decay_coef"].nunique() == 4
+    assert (par_df["cum_food_detected"] > 0).sum() > 30
+    one_setting = tree(initial_gain=25.0, decay_coef=0.01, **fixed)
+    runs = simulate_many([(one_setting, int(seed)) for seed in par_df["seed"]])
+    np.testing.assert_allclose(par_df["cum_food_detected"], [r.value("cum_food_detected") for r in runs], rtol=1e-12)
