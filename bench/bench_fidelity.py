@@ -38,6 +38,14 @@ CONDITIONS = {
                                                         "num_feeds", "v_mu", "exec_fraction"]),
     "patchy_food (30 foragers, 10 min)": ("patchy_food", {}, ["amount_eaten", "on_food_dur_ratio", "num_pauses",
                                                               "num_feeds", "v_mu"]),
+    "anemotaxis (30 explorers, windsensor bend_ang 0.01, 0.5 min)": (
+        "anemotaxis", {"Npoints": 30, "windsensor.weights.bend_ang": 0.01}, ["anemotaxis", "cum_dst", "v_mu"]),
+    "tactile_detection (30 toucher_2 on the patch, initial_gain 75, 1 min)": (
+        "tactile_detection", {"model": "toucher_2", "initial_gain": 75.0, "distribution.mode": "uniform",
+                              "distribution.scale": [0.003, 0.003], "duration": 1.0},
+        ["cum_food_detected", "v_mu", "num_pauses"]),
+    "growth (a rover and a sitter, 60 min)": ("growth", {"duration": 60.0}, ["reserve_density", "deb_length",
+                                                                             "deb_f_deviation", "num_feeds"]),
 }
 LARVAWORLD, CORRECTED = frozenset(UPSTREAM_BUGS), frozenset()
 #: Column name: the bugs reproduced.
