@@ -62,6 +62,8 @@ def run(experiment: str, overrides: dict, metrics: list[str], bugs: frozenset[st
 
 
 def cell(values: np.ndarray, reference: np.ndarray | None) -> str:
+    if not np.isfinite(values).all():   # the simulations' state overflowed (BatchRun.diverged)
+        return f"{np.count_nonzero(~np.isfinite(values))}/{values.size} diverged"
     mean, se = values.mean(), values.std(ddof=1) / np.sqrt(values.size)
     mark = ""
     if reference is not None:
