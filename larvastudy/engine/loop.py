@@ -144,6 +144,10 @@ class BatchRun:
         self.any_velocity_mode = bool(self.velocity_mode.any())
         ks = np.arange(1, MAX_CORRECTIONS + 1) * ANG_CORRECTION
         self.correction_rounds = (ks[:8], ks[8:])
+        # The position correction keeps inside tips inside; only larvae placed outside (tactile_detection's periphery)
+        # or whose body grows (a longer body may reach over the boundary) need the tests for tips and joints outside.
+        self.may_be_outside = (first.energetics is not None
+                               or bool(self.arena.outside(self.pos + self.half_c * self.unit).any()))
         # Crawler, feeder, interference.
         self.crawler_phase = cat([s.crawler_phase for s in setups])
         self.feeder_phase = cat([s.feeder_phase for s in setups])
@@ -394,7 +398,8 @@ class BatchRun:
         A joint farther outside than the tip is from it (tactile_detection's placement) gets ω = 0 untested.
         """
         result = np.zeros(rows.size)
-        pending = np.flatnonzero(~self.arena.beyond(self.pos[rows], rows, self.half[rows]))
+        pending = (np.flatnonzero(~self.arena.beyond(self.pos[rows], rows, self.half[rows])) if self.may_be_outside
+                   else np.arange(rows.size))
         for steps in self.correction_rounds:
             r = rows[pending, None]
             w = omega[r]
@@ -415,8 +420,9 @@ class BatchRun:
         decrements is computed directly instead of iterated. A tip outside (placed there, as tactile_detection's
         larvae are) stays: a shorter step does not bring it in.
         """
-        v_max = np.where(self.arena.outside(tip[rows], rows), 0.0, self.arena.reach(tip[rows], unit[rows], rows))
-        v_max /= self.dt
+        v_max = self.arena.reach(tip[rows], unit[rows], rows) / self.dt
+        if self.may_be_outside:
+            v_max[self.arena.outside(tip[rows], rows)] = 0.0
         k = np.maximum(np.ceil((v[rows] - v_max) / LIN_CORRECTION), 1.0)
         slowed = v[rows] - k * LIN_CORRECTION
         v[rows] = np.where((k <= MAX_CORRECTIONS) & (slowed >= 0), slowed, 0.0)
