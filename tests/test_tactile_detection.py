@@ -35,7 +35,8 @@ def touchers(food: complex, fidelity: str = "larvaworld-2.5.1", perception: str 
     config["env_params"]["food_params"]["source_units"]["Patch"]["pos"] = [food.real, food.imag]
     setup = compile_sim(config, 0)
     n = np.ones(1)
-    return batch_touchers([setup], [1], 0.1, L * n, 0.003 * n, 0.05 * n, 0.05 * n,
+    assert setup.touch is not None
+    return batch_touchers([setup], [setup.touch], [1], 0.1, L * n, 0.003 * n, 0.05 * n, 0.05 * n,
                           clip=fidelity == "corrected")
 
 

@@ -37,6 +37,16 @@ def _projections(z: Complexes) -> Floats:
     return z.real[:, None] * _NORMAL_X + z.imag[:, None] * _NORMAL_Y
 
 
+def grid_cells(x: Floats, y: Floats, shape: tuple[int, ...], sim: Ints, width: Floats, height: Floats) -> Ints:
+    """Flat index of the food-grid cell under points (x, y) in a batch's grids, kept flat one simulation after the
+    other (``sim``: each point's simulation; ``width``, ``height``: its arena's; all broadcast against ``x``)."""
+    gx, gy = shape
+    ix = np.clip(np.floor(gx * (x / width + 0.5)), 0, gx - 1).astype(int)
+    iy = np.clip(np.floor(gy * (y / height + 0.5)), 0, gy - 1).astype(int)
+    where: Ints = (sim * gx + ix) * gy + iy
+    return where
+
+
 class Arena:
     """Boundary of one arena geometry; widths and heights are per larva."""
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from larvastudy.engine.arena import Arena
+from larvastudy.engine.arena import Arena, grid_cells
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.engine.association import Associations
 from larvastudy.engine.deb import Energetics
@@ -238,7 +238,8 @@ class BatchRun:
                      if first.wind is not None else None)
         # Tactile detection (docs/model.md, "Tactile detection"): touch sensors, and food found by a toucher.
         self.touch = None if first.touch is None else batch_touchers(
-            setups, self.sizes, dt, p["length"], p["radius"], self.arena.width, self.arena.height, self.clip_sensors)
+            setups, _each([s.touch for s in setups]), self.sizes, dt, p["length"], p["radius"], self.arena.width,
+            self.arena.height, self.clip_sensors)
         # Growth (docs/model.md, "Growth"): DEBs and guts, stepped every `interval` steps.
         self.deb = (Energetics(_each([s.energetics for s in setups]), self.offsets, n)
                     if first.energetics is not None else None)
@@ -272,10 +273,7 @@ class BatchRun:
         sources are left, the nearest within reach of the body position, for larvae without a feeder too.
         """
         if self.grid is not None:
-            gx, gy = self.grid_shape
-            ix = np.clip(np.floor(gx * (tip.real / self.arena.width + 0.5)), 0, gx - 1).astype(int)
-            iy = np.clip(np.floor(gy * (tip.imag / self.arena.height + 0.5)), 0, gy - 1).astype(int)
-            where = (self.sim * gx + ix) * gy + iy
+            where = grid_cells(tip.real, tip.imag, self.grid_shape, self.sim, self.arena.width, self.arena.height)
             return (self.grid[where] > 0) & self.can_feed, where
         if self.food_pos.size == 0:  # an arena without food (e.g. a feeder in the dish): nothing to find
             return np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=int)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from larvastudy.engine.arena import grid_cells
 from larvastudy.engine.arrays import Bools, Complexes, Floats, Ints
 from larvastudy.errors import SpecError
 
@@ -181,11 +182,7 @@ class GridCells:
 
     def cells(self, x: Floats, y: Floats) -> Ints:
         """Flat index of the cell under each point (n, k)."""
-        gx, gy = self.shape
-        ix = np.clip(np.floor(gx * (x / self.width[:, None] + 0.5)), 0, gx - 1).astype(int)
-        iy = np.clip(np.floor(gy * (y / self.height[:, None] + 0.5)), 0, gy - 1).astype(int)
-        where: Ints = (self.sim[:, None] * gx + ix) * gy + iy
-        return where
+        return grid_cells(x, y, self.shape, self.sim[:, None], self.width[:, None], self.height[:, None])
 
     def event(self, kind: str | None) -> None:
         """A trial empties (``"empty"``) or refills (``"reset"``) the grids."""
@@ -195,13 +192,10 @@ class GridCells:
             self.values[:] = self.full
 
 
-def batch_touchers(setups: Sequence[SimSetup], sizes: list[int], dt: float, length: Floats, radius: Floats,
-                   width: Floats, height: Floats, clip: bool) -> Touchers:
-    """The touchers of simulations of one signature, stepped together (``width``, ``height``: arena dims per
-    larva)."""
-    touch = [s.touch for s in setups]
-    if any(t is None for t in touch):
-        raise ValueError("simulations of one signature differ: some lack what the others have")
+def batch_touchers(setups: Sequence[SimSetup], touch: list[TouchSetup], sizes: list[int], dt: float, length: Floats,
+                   radius: Floats, width: Floats, height: Floats, clip: bool) -> Touchers:
+    """The touchers ``touch`` of simulations ``setups`` of one signature, stepped together (``width``, ``height``:
+    arena dims per larva)."""
     food_pos = np.repeat(np.array([s.food_pos for s in setups], dtype=complex), sizes, axis=0)
     grid = None
     first = setups[0].grid
@@ -209,4 +203,4 @@ def batch_touchers(setups: Sequence[SimSetup], sizes: list[int], dt: float, leng
         full = np.concatenate([np.asarray(s.grid).ravel() for s in setups])
         grid = GridCells(values=full.copy(), full=full, shape=first.shape,
                          sim=np.repeat(np.arange(len(setups)), sizes), width=width, height=height)
-    return Touchers([t for t in touch if t is not None], dt, length, radius, food_pos, grid, clip)
+    return Touchers(touch, dt, length, radius, food_pos, grid, clip)
